@@ -1,5 +1,20 @@
-"""Reusable recurrent and attention blocks, with PyTorch's argument names and batch-first shapes."""
+"""Reusable recurrent and attention blocks, with PyTorch's argument names."""
 
+from lrcn.nn.attention import AttentionOutput, SoftAttention, TemporalAttention
+from lrcn.nn.conv_lstm import ConvLSTM2d, ConvLSTMCell, ConvLSTMOutput
 from lrcn.nn.lstm import LSTM, RNN, LSTMCell, RNNCell
+from lrcn.nn.time_distributed import TimeDistributed
 
-__all__ = ["LSTM", "RNN", "LSTMCell", "RNNCell"]
+__all__ = [
+    "LSTM",
+    "RNN",
+    "AttentionOutput",
+    "ConvLSTM2d",
+    "ConvLSTMCell",
+    "ConvLSTMOutput",
+    "LSTMCell",
+    "RNNCell",
+    "SoftAttention",
+    "TemporalAttention",
+    "TimeDistributed",
+]
