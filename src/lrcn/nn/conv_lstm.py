@@ -233,7 +233,7 @@ class ConvLSTMCell(nn.Module):
         return F.conv2d(x, self.weight_ih, self.bias, self.strides, 0, self.dilation_rate, groups)
 
     def recurrent_conv(self, h: Tensor, masks: Tensor | None = None) -> Tensor:
-        """``W_h * H`` for all gates (stride 1, "same"): ``(B, F, H', W')`` -> ``(B, 4F, H', W')``."""
+        """``W_h * H`` for all gates, stride 1, "same": ``(B, F, h, w)`` -> ``(B, 4F, h, w)``."""
         h, groups = _gated(h, masks)
         return _conv_same(h, self.weight_hh, None, (1, 1), (1, 1), groups)
 

@@ -1,0 +1,5 @@
+"""``python -m lrcn`` runs the command-line interface."""
+
+from lrcn.cli import main
+
+main()

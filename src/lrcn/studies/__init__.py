@@ -1,0 +1,1 @@
+"""Small experiments for students: runnable studies that print numbers and draw plots."""
