@@ -91,7 +91,7 @@ def demo_gradients(
             cells += [f"{row[f'{kind}_accuracy']:.2f}", f"{row[f'{kind}_first_step_gradient']:.1e}"]
         table.add_row(*cells)
     console.print(table)
-    console.print(f"plot:    {png_path}\nnumbers: {json_path}")
+    typer.echo(f"plot:    {png_path}\nnumbers: {json_path}")  # unwrapped, for copy-paste
 
 
 def main() -> None:

@@ -351,6 +351,7 @@ class ConvLSTM2d(nn.Module):
             )
         if steps == 0:
             raise ValueError("ConvLSTM2d got a sequence of length 0")
+        self.cell.output_size(x.shape[-2], x.shape[-1])  # a clear error for too-small frames
         if self.go_backwards:
             x = x.flip(1)
         frames = x.flatten(0, 1)  # (B*T, C, H, W)
