@@ -1,0 +1,77 @@
+"""ConvLSTM2d: time per step against one Conv2d of the same shape (the floor).
+
+One ConvLSTM step convolves the frame (C -> 4F) and the state (F -> 4F) with the same kernel;
+one Conv2d from C+F channels to 4F channels does the same arithmetic, so it is the floor.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from common import best_ms
+from lrcn.nn import ConvLSTM2d
+
+STEPS = 16
+SHAPES = [  # B, C, F, H=W, k
+    (8, 64, 64, 28, 3),
+    (8, 256, 128, 14, 3),
+    (4, 1280, 256, 7, 3),
+]
+
+
+def run(quick: bool = False) -> list[dict[str, float | int]]:
+    rows = []
+    for batch, channels, filters, size, k in SHAPES[:1] if quick else SHAPES:
+        torch.manual_seed(0)
+        layer = ConvLSTM2d(channels, filters, k, padding="same", return_sequences=True)
+        conv = torch.nn.Conv2d(channels + filters, 4 * filters, k, padding=k // 2)
+        video = torch.randn(batch, STEPS, channels, size, size, requires_grad=True)
+        frame = torch.randn(batch, channels + filters, size, size, requires_grad=True)
+
+        def conv_f():
+            with torch.no_grad():
+                conv(frame)
+
+        def layer_f():
+            with torch.no_grad():
+                layer(video)
+
+        def conv_fb():
+            conv(frame).sum().backward()
+
+        def layer_fb():
+            layer(video).sum().backward()
+
+        row: dict[str, float | int] = {"B": batch, "C": channels, "F": filters, "HW": size, "k": k}
+        for _ in range(2):
+            for name, fn, reps in [
+                ("conv_f", conv_f, 10),
+                ("layer_f", layer_f, 3),
+                ("conv_fb", conv_fb, 6),
+                ("layer_fb", layer_fb, 2),
+            ]:
+                row[name] = min(float(row.get(name, float("inf"))), best_ms(fn, reps))
+        rows.append(row)
+        print(_format_row(row), flush=True)
+    return rows
+
+
+HEADER = (
+    "| B | C | F | H×W | k | Conv2d(C+F→4F) fwd ms | ConvLSTM step fwd ms | ratio "
+    "| Conv2d fwd+bwd ms | ConvLSTM step fwd+bwd ms | ratio |\n"
+    "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+)
+
+
+def _format_row(r: dict[str, float | int]) -> str:
+    step_f = r["layer_f"] / STEPS
+    step_fb = r["layer_fb"] / STEPS
+    return (
+        f"| {r['B']} | {r['C']} | {r['F']} | {r['HW']}×{r['HW']} | {r['k']} "
+        f"| {r['conv_f']:.2f} | {step_f:.2f} | {step_f / r['conv_f']:.2f}× "
+        f"| {r['conv_fb']:.2f} | {step_fb:.2f} | {step_fb / r['conv_fb']:.2f}× |"
+    )
+
+
+def table(rows: list[dict[str, float | int]]) -> str:
+    return "\n".join([HEADER, *(_format_row(r) for r in rows)])
