@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from common import best_ms
+from common import interleaved_best
 from lrcn.nn import ConvLSTM2d
 
 STEPS = 16
@@ -43,14 +43,16 @@ def run(quick: bool = False) -> list[dict[str, float | int]]:
             layer(video).sum().backward()
 
         row: dict[str, float | int] = {"B": batch, "C": channels, "F": filters, "HW": size, "k": k}
-        for _ in range(2):
-            for name, fn, reps in [
-                ("conv_f", conv_f, 10),
-                ("layer_f", layer_f, 3),
-                ("conv_fb", conv_fb, 6),
-                ("layer_fb", layer_fb, 2),
-            ]:
-                row[name] = min(float(row.get(name, float("inf"))), best_ms(fn, reps))
+        row.update(
+            interleaved_best(
+                [
+                    ("conv_f", conv_f, 10),
+                    ("layer_f", layer_f, 3),
+                    ("conv_fb", conv_fb, 6),
+                    ("layer_fb", layer_fb, 2),
+                ]
+            )
+        )
         rows.append(row)
         print(_format_row(row), flush=True)
     return rows

@@ -12,7 +12,7 @@ import itertools
 import torch
 import torch.nn.functional as F
 
-from common import best_ms
+from common import interleaved_best
 from lrcn.nn import LSTM
 
 BATCH = 32
@@ -47,7 +47,7 @@ def run(quick: bool = False) -> list[dict[str, float | int]]:
         reference.load_state_dict(ref.state_dict())
         x = torch.randn(BATCH, steps, input_size, requires_grad=True)
         big = hidden * steps * layers >= 1024 * 64
-        reps_f, reps_fb = (3, 2) if big else (7, 5)
+        reps_f, reps_fb = (1, 1) if big else (3, 2)  # per round, two rounds
 
         def fwd(module):
             def go():
@@ -74,21 +74,21 @@ def run(quick: bool = False) -> list[dict[str, float | int]]:
                 _matmul_floor(x, ref)
 
         row: dict[str, float | int] = {"T": steps, "I": input_size, "H": hidden, "L": layers}
-        # Interleave the candidates so drift in machine speed hits all of them alike.
-        for _ in range(2):
-            for name, fn, reps in [
-                ("torch_f", fwd(ref), reps_f),
-                ("fused_f", fwd(fused), reps_f),
-                ("ref_f", fwd(reference), reps_f),
-                ("noonednn_f", no_onednn(fwd(ref)), reps_f),
-                ("floor_f", floor_fwd, reps_f),
-                ("torch_fb", fwd_bwd(ref), reps_fb),
-                ("fused_fb", fwd_bwd(fused), reps_fb),
-                ("ref_fb", fwd_bwd(reference), reps_fb),
-                ("noonednn_fb", no_onednn(fwd_bwd(ref)), reps_fb),
-            ]:
-                ms = best_ms(fn, max(1, reps // 2))
-                row[name] = min(float(row.get(name, float("inf"))), ms)
+        row.update(
+            interleaved_best(
+                [
+                    ("torch_f", fwd(ref), reps_f),
+                    ("fused_f", fwd(fused), reps_f),
+                    ("ref_f", fwd(reference), reps_f),
+                    ("noonednn_f", no_onednn(fwd(ref)), reps_f),
+                    ("floor_f", floor_fwd, reps_f),
+                    ("torch_fb", fwd_bwd(ref), reps_fb),
+                    ("fused_fb", fwd_bwd(fused), reps_fb),
+                    ("ref_fb", fwd_bwd(reference), reps_fb),
+                    ("noonednn_fb", no_onednn(fwd_bwd(ref)), reps_fb),
+                ]
+            )
+        )
         rows.append(row)
         print(_format_row(row), flush=True)
     return rows

@@ -33,3 +33,15 @@ def machine() -> str:
     isa = torch.backends.cpu.get_cpu_capability()
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"
     return f"{cpu}, {torch.get_num_threads()} threads, {isa}, torch {torch.__version__}, {device}"
+
+
+def interleaved_best(
+    candidates: list[tuple[str, Callable[[], object], int]], rounds: int = 2
+) -> dict[str, float]:
+    """Best ms per candidate ``(name, fn, repeats per round)``, timed in turns over ``rounds``,
+    so that drift in the machine's speed hits every candidate alike."""
+    best: dict[str, float] = {}
+    for _ in range(rounds):
+        for name, fn, repeats in candidates:
+            best[name] = min(best.get(name, float("inf")), best_ms(fn, repeats))
+    return best
