@@ -281,6 +281,16 @@ def test_bad_arguments_get_specific_errors(kwargs, call, message):
         lstm(**call)
 
 
+@pytest.mark.parametrize("impl", IMPLS)
+def test_packed_input_with_wrong_feature_size_is_named(impl):
+    lstm = LSTM(3, 2, batch_first=True, implementation=impl)
+    packed = pack_padded_sequence(torch.randn(2, 4, 5), [4, 2], batch_first=True)
+    with pytest.raises(ValueError, match="input_size=3 but the input's last dimension is 5"):
+        lstm(packed)
+    with pytest.raises(ValueError, match="either a PackedSequence or `lengths`"):
+        lstm(pack_padded_sequence(torch.randn(2, 4, 3), [4, 2], batch_first=True), lengths=[4, 2])
+
+
 def test_every_combination_of_flags_runs_both_paths():
     """A smoke sweep over flags not covered above: both paths give the same shapes and values."""
     for bias, bf, bi in itertools.product([True, False], repeat=3):

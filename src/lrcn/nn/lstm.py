@@ -371,6 +371,7 @@ class _RecurrentBase(nn.Module):
     def _run_packed(
         self, packed: PackedSequence, states: list[Tensor] | None
     ) -> tuple[PackedSequence, list[Tensor]]:
+        self._check_input(packed.data)  # (N, I): all steps of all sequences
         batch = int(packed.batch_sizes[0])
         if states is not None:
             for name, s in zip(("h0", "c0"), states, strict=False):
