@@ -1,0 +1,83 @@
+"""What every video-classification format reader returns, and the checks shared by all of them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+OnError = Literal["raise", "skip"]
+
+__all__ = ["DataError", "OnError", "Problem", "VideoItem", "VideoSplit", "find_group_leaks"]
+
+
+class DataError(ValueError):
+    """Bad data on disk. The message names the file (and line) and what was expected."""
+
+    def __init__(self, path: str | Path, problem: str, line: int | None = None) -> None:
+        where = f"{path}:{line}" if line is not None else str(path)
+        super().__init__(f"{where}: {problem}")
+        self.path = str(path)
+        self.line = line
+        self.problem = problem
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A skipped entry, kept so the run's report can list it (``data.on_error: skip``)."""
+
+    path: str
+    problem: str
+
+
+@dataclass(frozen=True)
+class VideoItem:
+    """One labelled video: a file, or a folder of frame images."""
+
+    path: Path
+    label: int
+    group: str  # the source it was cut from (UCF-101's gNN); never split across train and test
+
+
+@dataclass
+class VideoSplit:
+    """A data set's classes and one train/test split of its videos."""
+
+    classes: list[str]
+    train: list[VideoItem]
+    test: list[VideoItem]
+    skipped: list[Problem] = field(default_factory=list)
+
+    def group_leaks(self) -> list[str]:
+        """Source groups found in both train and test (see :func:`find_group_leaks`)."""
+        return find_group_leaks(self.train, self.test)
+
+
+def find_group_leaks(train: Iterable[VideoItem], test: Iterable[VideoItem]) -> list[str]:
+    """Groups with videos in both train and test, as ``"<class>/<group>"``, sorted.
+
+    Clips of one source (UCF-101's group gNN: one actor, one background) look alike; when a
+    source is on both sides, test accuracy measures recognising the source, not the action.
+    This is the most common way to publish an inflated number in this field.
+    """
+    train_groups = {(item.label, item.group) for item in train}
+    leaks = {(item.label, item.group) for item in test} & train_groups
+    return sorted(f"{label}/{group}" for label, group in leaks)
+
+
+def handle(problem: DataError, on_error: OnError, skipped: list[Problem]) -> None:
+    """Raise ``problem``, or record it under ``on_error="skip"``."""
+    if on_error == "raise":
+        raise problem
+    if on_error != "skip":
+        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    skipped.append(Problem(problem.path, str(problem)))
+
+
+def read_lines(path: Path) -> list[tuple[int, str]]:
+    """Non-blank lines of a text file with their 1-based numbers; CRLF and BOM tolerated."""
+    if not path.is_file():
+        raise DataError(path, "split file not found")
+    text = path.read_text(encoding="utf-8-sig", errors="strict")
+    return [(n, line.strip()) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
