@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import typer
 
@@ -17,10 +21,230 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 demo_app = typer.Typer(
-    help="Self-contained demos on built-in data; each writes its plots and numbers to --out.",
-    no_args_is_help=True,
+    help="Self-contained demos on built-in data (no subcommand: the activity-recognition demo).",
+    invoke_without_command=True,
 )
 app.add_typer(demo_app, name="demo")
+
+F = TypeVar("F", bound=Callable[..., Any])
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override a config value: key.path=value (repeatable)."),
+]
+
+
+def _friendly_errors(fn: F) -> F:
+    """Bad input ends in one clear line on stderr and exit code 2, not a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from lrcn.checkpoint import BundleError
+        from lrcn.config import ConfigError
+        from lrcn.data.items import DataError
+        from lrcn.data.video_io import VideoError
+
+        try:
+            return fn(*args, **kwargs)
+        except (
+            ConfigError,
+            DataError,
+            VideoError,
+            BundleError,
+            FileExistsError,
+            FileNotFoundError,
+        ) as err:
+            typer.echo(f"error: {err}", err=True)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@contextmanager
+def _progress() -> Iterator[Callable[[str, int, int], None]]:
+    """A progress bar on stderr driven by ``update(description, step, total)`` calls."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        transient=True, console=_stderr_console(),
+    ) as bar:  # fmt: skip
+        task = bar.add_task("", total=None)
+
+        def update(description: str, step: int, total: int) -> None:
+            bar.update(task, description=description, completed=step, total=total)
+
+        yield update
+
+
+def _stderr_console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _log(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+def _default_run_dir(config_path: Path) -> Path:
+    base = Path("runs") / config_path.stem
+    run, n = base, 1
+    while (run / "last").exists():
+        n += 1
+        run = base.with_name(f"{base.name}-{n}")
+    return run
+
+
+@app.command()
+@_friendly_errors
+def train(
+    config: Annotated[
+        Path | None, typer.Argument(help="YAML config (not needed with --resume).")
+    ] = None,
+    set_: SetOption = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Run folder (default: runs/<config name>).")
+    ] = None,
+    resume: Annotated[
+        Path | None, typer.Option(help="Continue this run folder from its last epoch.")
+    ] = None,
+) -> None:
+    """Train a model; writes checkpoints, metrics and curves into a run folder."""
+    from lrcn.config import load_config
+    from lrcn.tasks.activity import train as train_run
+
+    if resume is not None:
+        if config is not None or set_:
+            raise typer.BadParameter(
+                "--resume continues a run with its saved config; drop CONFIG and --set"
+            )
+        with _progress() as progress:
+            report = train_run(None, resume, resume=True, log=_log, progress=progress)  # type: ignore[arg-type]
+    else:
+        if config is None:
+            raise typer.BadParameter("give a CONFIG file, or --resume RUN_DIR")
+        cfg = load_config(config, set_ or [])
+        run = out or _default_run_dir(config)
+        _log(f"run folder: {run}")
+        with _progress() as progress:
+            report = train_run(cfg, run, log=_log, progress=progress)
+    typer.echo(f"best video top-1 {report['best_video_top1']:.3f}; run folder {report['run']}")
+
+
+@app.command()
+@_friendly_errors
+def evaluate(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder (or a bundle folder).")],
+    set_: SetOption = None,
+    which: Annotated[str, typer.Option(help="Which checkpoint: best or last.")] = "best",
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the metrics as one JSON object.")
+    ] = False,
+) -> None:
+    """Score a trained model on its test split: accuracy, per-class, confusion matrix, CSV."""
+    from lrcn.tasks.activity import evaluate as evaluate_run
+
+    with _progress() as progress:
+        summary = evaluate_run(run_dir, set_ or [], which=which, log=_log, progress=progress)
+    if json_output:
+        typer.echo(json.dumps(summary))
+        return
+    k = next(key for key in summary if key.startswith("video_top") and key != "video_top1")
+    typer.echo(
+        f"videos {summary['videos']}, clips {summary['clips']}\n"
+        f"video top-1 {summary['video_top1']:.3f}   {k} {summary[k]:.3f}   "
+        f"mean class accuracy {summary['video_mean_class_accuracy']:.3f}\n"
+        f"clip  top-1 {summary['clip_top1']:.3f}"
+    )
+    if summary["skipped"]:
+        typer.echo(
+            f"skipped {len(summary['skipped'])} videos:\n  " + "\n  ".join(summary["skipped"])
+        )
+    for name, path in summary["outputs"].items():
+        typer.echo(f"{name}: {path}")
+
+
+@app.command()
+@_friendly_errors
+def predict(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder (or a bundle folder).")],
+    videos: Annotated[list[Path], typer.Argument(help="Video files or frame folders.")],
+    top: Annotated[int, typer.Option(min=1, help="How many classes to show per video.")] = 5,
+    which: Annotated[str, typer.Option(help="Which checkpoint: best or last.")] = "best",
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON list.")] = False,
+) -> None:
+    """Top classes with probabilities for each video (all 16-frame clips, averaged)."""
+    from lrcn.tasks.activity import predict as predict_videos
+
+    results = predict_videos(run_dir, videos, top_k=top, which=which)
+    if json_output:
+        typer.echo(json.dumps(results))
+    else:
+        for r in results:
+            if "error" in r:
+                typer.echo(f"error: {r['error']}")
+                continue
+            typer.echo(f"{r['video']} ({r['clips']} clips)")
+            for t in r["top"]:
+                typer.echo(f"  {t['probability']:.3f}  {t['class']}")
+    if any("error" in r for r in results):
+        raise typer.Exit(1)
+
+
+@app.command("extract-features")
+@_friendly_errors
+def extract_features(
+    config: Annotated[Path, typer.Argument(help="YAML config of a model with a frozen backbone.")],
+    set_: SetOption = None,
+) -> None:
+    """Run the frozen backbone over every video once and cache its features for training."""
+    from lrcn.config import load_config
+    from lrcn.tasks.activity import extract_features as extract
+
+    report = extract(load_config(config, set_ or []), log=_log)
+    typer.echo(f"{report['videos']} videos, {report['frames']} frames cached in {report['cache']}")
+    if report["skipped"]:
+        typer.echo("skipped:\n  " + "\n  ".join(report["skipped"]))
+
+
+@demo_app.callback()
+def demo(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option(help="Folder for the data, configs and runs.")] = Path(
+        "runs/demo"
+    ),
+    epochs: Annotated[int, typer.Option(min=1, help="Training epochs per model.")] = 12,
+) -> None:
+    """Activity recognition on built-in data: LRCN against the single-frame baseline."""
+    if ctx.invoked_subcommand is not None:
+        return
+    _friendly_errors(_activity_demo)(out, epochs)
+
+
+def _activity_demo(out: Path, epochs: int) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from lrcn.demos.activity import run_activity_demo
+
+    results = run_activity_demo(out, epochs=epochs, log=_log)
+    table = Table(
+        title="Order data set, test split 1 (chance 0.25; a single frame cannot tell the order)"
+    )
+    for column in ("model", "video top-1", "clip top-1", "videos"):
+        table.add_column(column, justify="right" if column != "model" else "left")
+    for name in ("lrcn", "single_frame"):
+        r = results[name]
+        table.add_row(name, f"{r['video_top1']:.3f}", f"{r['clip_top1']:.3f}", str(r["videos"]))
+    Console().print(table)
+    p = results["prediction"]
+    typer.echo(
+        f"LRCN on {p['video']}: "
+        + ", ".join(f"{t['class']} {t['probability']:.2f}" for t in p["top"][:2])
+    )
+    for name in ("lrcn", "single_frame"):
+        r = results[name]
+        typer.echo(f"{name}: {r['outputs']['confusion']}  curves: {r['run']}/curves.png")
 
 
 def _version(value: bool) -> None:
@@ -49,6 +273,17 @@ def _parse_lengths(text: str) -> list[int]:
     if not lengths or min(lengths) < 2:
         raise typer.BadParameter(f"every length must be an integer >= 2, got {text!r}")
     return sorted(set(lengths))
+
+
+@demo_app.command("activity")
+def demo_activity(
+    out: Annotated[Path, typer.Option(help="Folder for the data, configs and runs.")] = Path(
+        "runs/demo"
+    ),
+    epochs: Annotated[int, typer.Option(min=1, help="Training epochs per model.")] = 12,
+) -> None:
+    """Activity recognition on built-in data: LRCN against the single-frame baseline."""
+    _friendly_errors(_activity_demo)(out, epochs)
 
 
 @demo_app.command("gradients")

@@ -1,0 +1,104 @@
+"""A feature cache: backbone outputs for every frame of every video, computed once.
+
+On a CPU the backbone, not the LSTM, is the cost of a video model (PERF-NOTES), so with a
+frozen backbone we run it once per frame and train the head on the stored features: no video
+is decoded after extraction. Features are stored as float16 ``.npy`` files, one per video,
+``(T, D)`` pooled vectors or ``(T, C, h, w)`` grids, under a folder named by a key of
+everything that changes them: backbone name, weights, preprocessing and feature kind. A
+different backbone or crop size therefore never reads stale features.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from lrcn.backbones import Backbone
+from lrcn.data.items import OnError, Problem, VideoItem
+from lrcn.data.video_io import VideoError, read_frames
+
+__all__ = ["FeatureCache"]
+
+
+class FeatureCache:
+    """Features of one backbone setup under ``root/<key>/``."""
+
+    def __init__(self, root: str | Path, identity: dict[str, Any]) -> None:
+        text = json.dumps(identity, sort_keys=True)
+        self.key = hashlib.sha1(text.encode()).hexdigest()[:16]
+        self.folder = Path(root) / self.key
+        self.identity = identity
+
+    def path_for(self, item: VideoItem) -> Path:
+        """One file per video, named by its absolute path (so two data sets never collide)."""
+        digest = hashlib.sha1(str(Path(item.path).resolve()).encode()).hexdigest()[:16]
+        return self.folder / f"{Path(item.path).stem}-{digest}.npy"
+
+    def has(self, item: VideoItem) -> bool:
+        return self.path_for(item).is_file()
+
+    def load(self, item: VideoItem) -> np.ndarray:
+        """Cached features of ``item`` (memory-mapped, float16)."""
+        path = self.path_for(item)
+        try:
+            return np.load(path, mmap_mode="r")
+        except (OSError, ValueError) as err:
+            raise VideoError(
+                item.path, f"cached features {path} unreadable ({err}); delete it"
+            ) from None
+
+    def missing(self, items: Sequence[VideoItem]) -> list[VideoItem]:
+        return [item for item in items if not self.has(item)]
+
+    def extract(
+        self,
+        items: Sequence[VideoItem],
+        backbone: Backbone,
+        kind: str,
+        device: torch.device,
+        batch_frames: int = 64,
+        on_error: OnError = "raise",
+        progress: Callable[[int, int], None] | None = None,
+    ) -> list[Problem]:
+        """Compute and store features for every item not cached yet; return skipped videos.
+
+        Each video is decoded once, center-cropped with the backbone's preset and run through
+        the backbone ``batch_frames`` frames at a time, in inference mode.
+        """
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / "identity.json").write_text(json.dumps(self.identity, indent=1))
+        todo = self.missing(items)
+        skipped: list[Problem] = []
+        backbone = backbone.to(device).eval()
+        if device.type == "cpu":
+            backbone = backbone.to(memory_format=torch.channels_last)
+        for done, item in enumerate(todo, start=1):
+            try:
+                frames = read_frames(item.path)  # (T, H, W, 3)
+            except VideoError as err:
+                if on_error == "raise":
+                    raise
+                skipped.append(Problem(str(item.path), str(err)))
+                continue
+            outputs = []
+            with torch.inference_mode():
+                for start in range(0, len(frames), batch_frames):
+                    x = backbone.preprocess.frames_to_tensor(frames[start : start + batch_frames])
+                    x = x.to(device)
+                    if device.type == "cpu":
+                        x = x.contiguous(memory_format=torch.channels_last)
+                    out = backbone(x) if kind == "pooled" else backbone.forward_features(x)
+                    outputs.append(out.float().cpu().numpy().astype(np.float16))
+            path = self.path_for(item)
+            tmp = path.with_suffix(".tmp.npy")
+            np.save(tmp, np.concatenate(outputs))
+            tmp.replace(path)  # a killed extraction never leaves a truncated cache file
+            if progress is not None:
+                progress(done, len(todo))
+        return skipped

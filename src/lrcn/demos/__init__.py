@@ -1,0 +1,1 @@
+"""Self-contained demos on built-in data (``lrcn demo ...``)."""

@@ -1,0 +1,1 @@
+"""Metrics per task; classification uses torchmetrics."""

@@ -1,0 +1,644 @@
+"""Activity recognition end to end: train, evaluate and predict, one function per CLI command.
+
+``train`` reads the split, caches backbone features when the backbone is frozen, trains the
+model with the shared loop, and writes a run folder::
+
+    config.yaml            the resolved config
+    metrics.jsonl/.csv     one row per epoch
+    curves.png             loss and accuracy per epoch
+    best/ last/            checkpoint bundles (last/ also holds train_state.pt for --resume)
+    report.json            split sizes, leaked groups, skipped videos, final metrics
+
+``evaluate`` scores every test clip (16 frames, stride 8 by default) and averages clip scores
+per video; ``predict`` does the same for any video files.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from lrcn.backbones import Backbone, Preprocess, create_backbone
+from lrcn.checkpoint import load_bundle, load_train_state, save_bundle, save_train_state
+from lrcn.config import ActivityConfig, VideoDataConfig, config_to_yaml, validate_config
+from lrcn.data.clips import EvalVideos, TrainClips, collate_eval, collate_train
+from lrcn.data.features import FeatureCache
+from lrcn.data.formats.folders import read_folders
+from lrcn.data.formats.hmdb51 import read_hmdb51
+from lrcn.data.formats.ucf101 import read_ucf101
+from lrcn.data.items import DataError, Problem, VideoItem, VideoSplit
+from lrcn.data.video_io import VideoError, probe_video
+from lrcn.models import create_model
+from lrcn.models.activity import VideoClassifier
+from lrcn.training.loop import EpochResult, LoopSettings, fit
+
+Log = Callable[[str], None]
+Progress = Callable[[str, int, int], None]
+
+__all__ = ["build_model", "evaluate", "predict", "read_split", "train"]
+
+_MODEL_ONLY_KEYS = ("name", "backbone", "backbone_weights", "pretrained", "image_size")
+
+
+def build_model(
+    config: dict[str, Any], num_classes: int, pretrained: bool = True
+) -> VideoClassifier:
+    """The model a config describes; ``pretrained=False`` skips loading backbone weights
+    (a bundle's own weights replace them)."""
+    m = config["model"]
+    backbone = create_backbone(
+        m["backbone"],
+        pretrained=pretrained and m.get("pretrained", True),
+        weights_path=m.get("backbone_weights") if pretrained else None,
+    )
+    if m.get("image_size"):
+        size = int(m["image_size"])
+        p = backbone.preprocess  # resize the short side by the same ratio as 256 -> 224
+        backbone.preprocess = Preprocess(round(size * p.resize / p.crop), size, p.mean, p.std)
+    kwargs = {k: v for k, v in m.items() if k not in _MODEL_ONLY_KEYS}
+    model = create_model(m["name"], backbone=backbone, num_classes=num_classes, **kwargs)
+    assert isinstance(model, VideoClassifier)
+    return model
+
+
+def read_split(data: VideoDataConfig) -> VideoSplit:
+    """The configured data set's classes and train/test videos."""
+    if data.format == "ucf101":
+        return read_ucf101(data.root, data.split, data.split_dir, data.on_error)
+    if data.format == "hmdb51":
+        return read_hmdb51(data.root, data.split, data.split_dir, data.on_error)
+    return read_folders(
+        data.root,
+        data.split_file,
+        data.test_fraction,
+        data.split_seed,
+        data.group_pattern,
+        data.on_error,
+    )
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"train.device={name!r} but no CUDA GPU is available; use 'cpu' or 'auto'")
+    return device
+
+
+# --------------------------------------------------------------------------------------------
+# Inputs: frames or cached features
+# --------------------------------------------------------------------------------------------
+
+
+def _weights_identity(model_cfg: dict[str, Any]) -> str:
+    if not model_cfg.get("pretrained", True):
+        return "random-init"
+    weights = model_cfg.get("backbone_weights")
+    if weights:
+        import hashlib
+
+        return "sha1:" + hashlib.sha1(Path(weights).read_bytes()).hexdigest()
+    return "packaged"
+
+
+def feature_cache(config: ActivityConfig, backbone: Backbone, kind: str) -> FeatureCache:
+    root = config.train.feature_cache or (Path(config.data.root).parent / ".lrcn-features")
+    identity = {
+        "backbone": backbone.name,
+        "weights": _weights_identity(config.model.model_dump(mode="json")),
+        "preprocess": backbone.preprocess.to_dict(),
+        "kind": kind,
+    }
+    return FeatureCache(root, identity)
+
+
+def _frame_counts(
+    items: Sequence[VideoItem], cache: FeatureCache | None, on_error: str, skipped: list[Problem]
+) -> tuple[list[VideoItem], list[int]]:
+    """Frame count of every usable video (from the cache, else from the container)."""
+    kept, counts = [], []
+    for item in items:
+        try:
+            count = (
+                len(cache.load(item)) if cache is not None else probe_video(item.path).num_frames
+            )
+        except VideoError as err:
+            if on_error == "raise":
+                raise
+            skipped.append(Problem(str(item.path), str(err)))
+            continue
+        kept.append(item)
+        counts.append(count)
+    return kept, counts
+
+
+def _inputs(
+    config: ActivityConfig,
+    model: VideoClassifier,
+    items: Sequence[VideoItem],
+    device: torch.device,
+    skipped: list[Problem],
+    log: Log,
+    extract: bool = True,
+) -> tuple[list[VideoItem], list[int], FeatureCache | None]:
+    """Decide frames or features; with a frozen backbone make sure features are cached."""
+    cache = None
+    if model.freeze_backbone:
+        cache = feature_cache(config, model.backbone, model.feature_kind)
+        missing = cache.missing(items)
+        if missing and extract:
+            log(
+                f"extracting {model.backbone.name} features of {len(missing)} videos "
+                f"into {cache.folder}"
+            )
+            skipped += cache.extract(
+                missing, model.backbone, model.feature_kind, device, on_error=config.data.on_error
+            )
+            model.backbone.to(memory_format=torch.contiguous_format)
+        elif missing:
+            cache = None  # evaluate without extracting: decode frames instead
+    kept, counts = _frame_counts(items, cache, config.data.on_error, skipped)
+    return kept, counts, cache
+
+
+def _eval_set(config: ActivityConfig, model: VideoClassifier, items, counts, cache) -> EvalVideos:  # type: ignore[no-untyped-def]
+    d = config.data
+    return EvalVideos(
+        items,
+        counts,
+        model.backbone.preprocess,
+        d.clip_len,
+        d.stride,
+        d.frame_step,
+        d.short_video,
+        features=cache.load if cache is not None else None,
+        on_error=d.on_error,
+    )
+
+
+def extract_features(config: ActivityConfig, log: Log = print) -> dict[str, Any]:
+    """Fill the feature cache for every train and test video of the configured split."""
+    if not config.model.freeze_backbone:
+        raise ValueError(
+            "model.freeze_backbone is false: a fine-tuned backbone has no fixed features to cache"
+        )
+    split = read_split(config.data)
+    model = build_model(config.model_dump(mode="json"), len(split.classes))
+    device = resolve_device(config.train.device)
+    skipped: list[Problem] = list(split.skipped)
+    _, counts, cache = _inputs(config, model, split.train + split.test, device, skipped, log)
+    assert cache is not None
+    return {
+        "cache": str(cache.folder),
+        "videos": len(counts),
+        "frames": sum(counts),
+        "skipped": [p.problem for p in skipped],
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Scoring videos
+# --------------------------------------------------------------------------------------------
+
+
+def score_videos(
+    model: VideoClassifier,
+    dataset: EvalVideos,
+    device: torch.device,
+    features: bool,
+    clips_per_batch: int = 16,
+    num_workers: int = 0,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Clip and video scores for every video of ``dataset``."""
+    from torch.utils.data import DataLoader
+
+    loader = DataLoader(dataset, batch_size=1, collate_fn=collate_eval, num_workers=num_workers)
+    model.eval()
+    clip_probs, clip_labels, video_probs, video_labels, indices, skipped = [], [], [], [], [], []
+    with torch.inference_mode():
+        for step, batch in enumerate(loader, start=1):
+            skipped += batch["skipped"]
+            for clips, label, index in zip(
+                batch["videos"], batch["labels"], batch["indices"], strict=True
+            ):
+                probs = []
+                for chunk in clips.split(clips_per_batch):  # (n, T, ...)
+                    chunk = chunk.to(device)
+                    out = model.forward_head(chunk) if features else model(chunk)
+                    probs.append(out.probs.float().cpu())
+                p = torch.cat(probs)  # (N_clips, K)
+                clip_probs.append(p)
+                clip_labels += [label] * len(p)
+                video_probs.append(p.mean(dim=0))  # average over clips
+                video_labels.append(label)
+                indices.append(index)
+            if progress is not None:
+                progress("evaluating", step, len(loader))
+    return {
+        "clip_probs": torch.cat(clip_probs) if clip_probs else torch.empty(0),
+        "clip_labels": torch.tensor(clip_labels, dtype=torch.long),
+        "video_probs": torch.stack(video_probs) if video_probs else torch.empty(0),
+        "video_labels": torch.tensor(video_labels, dtype=torch.long),
+        "indices": indices,
+        "skipped": skipped,
+    }
+
+
+def _summary(scores: dict[str, Any], classes: list[str]) -> dict[str, Any]:
+    from lrcn.metrics.classification import classification_metrics
+
+    video = classification_metrics(scores["video_probs"], scores["video_labels"], classes)
+    clip = classification_metrics(scores["clip_probs"], scores["clip_labels"], classes)
+    k = min(5, len(classes))
+    return {
+        "video_top1": video["top1"],
+        f"video_top{k}": video[f"top{k}"],
+        "clip_top1": clip["top1"],
+        f"clip_top{k}": clip[f"top{k}"],
+        "video_mean_class_accuracy": video["mean_class_accuracy"],
+        "videos": video["count"],
+        "clips": clip["count"],
+        "per_class": video["per_class"],
+        "confusion": video["confusion"],
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# train
+# --------------------------------------------------------------------------------------------
+
+
+def _optimizer(config: ActivityConfig, model: nn.Module) -> torch.optim.Optimizer:
+    t = config.train
+    params = [p for p in model.parameters() if p.requires_grad]
+    if t.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
+    if t.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay)
+    return torch.optim.Adam(params, lr=t.lr, weight_decay=t.weight_decay)
+
+
+def _scheduler(
+    config: ActivityConfig, optimizer: torch.optim.Optimizer
+) -> torch.optim.lr_scheduler.LRScheduler | None:
+    t = config.train
+    if t.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=t.epochs)
+    if t.schedule == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=t.step_size, gamma=t.gamma)
+    return None
+
+
+def _loss(
+    model: nn.Module, batch: dict[str, Any], features: bool, device: torch.device
+) -> tuple[Tensor, int]:
+    inputs = batch["inputs"].to(device, non_blocking=True)
+    labels = batch["labels"].to(device)
+    out = model.forward_head(inputs) if features else model(inputs)  # type: ignore[operator]
+    steps = out.step_logits.shape[1]
+    # Every step is trained to predict the clip's label (the paper's LRCN).
+    loss = F.cross_entropy(out.step_logits.flatten(0, 1).float(), labels.repeat_interleave(steps))
+    return loss, len(labels)
+
+
+def train(
+    config: ActivityConfig,
+    run_dir: str | Path,
+    resume: bool = False,
+    log: Log = print,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Train (or resume) a run; returns the final report."""
+    run = Path(run_dir)
+    if resume:
+        saved = run / "config.yaml"
+        if not saved.is_file():
+            raise FileNotFoundError(f"{run}: no config.yaml; is this a run folder?")
+        import yaml
+
+        config = validate_config(yaml.safe_load(saved.read_text()), source=str(saved))
+    elif (run / "last").exists():
+        raise FileExistsError(
+            f"{run} already holds a run; use --resume to continue it or another --out"
+        )
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "config.yaml").write_text(config_to_yaml(config))
+    config_dict = config.model_dump(mode="json")
+
+    split = read_split(config.data)
+    skipped: list[Problem] = list(split.skipped)
+    leaks = split.group_leaks()
+    if leaks:
+        log(
+            f"WARNING: {len(leaks)} source groups are in both train and test (e.g. {leaks[:3]}); "
+            "clips of one source look alike, so test accuracy will be inflated"
+        )
+    if not split.train or not split.test:
+        raise DataError(
+            config.data.root,
+            f"the split has {len(split.train)} training and {len(split.test)} test videos; "
+            "both must be > 0",
+        )
+
+    device = resolve_device(config.train.device)
+    torch.manual_seed(config.train.seed)
+    model = build_model(config_dict, len(split.classes)).to(device)
+    train_items, train_counts, cache = _inputs(config, model, split.train, device, skipped, log)
+    test_items, test_counts, test_cache = _inputs(config, model, split.test, device, skipped, log)
+    features = cache is not None
+    d = config.data
+    train_set = TrainClips(
+        train_items,
+        train_counts,
+        model.backbone.preprocess,
+        d.clip_len,
+        d.frame_step,
+        d.short_video,
+        config.train.clips_per_video,
+        config.train.seed,
+        augment=not features,
+        features=cache.load if cache is not None else None,
+        on_error=d.on_error,
+    )
+    eval_set = _eval_set(config, model, test_items, test_counts, test_cache)
+
+    optimizer = _optimizer(config, model)
+    scheduler = _scheduler(config, optimizer)
+    history: list[dict[str, Any]] = []
+    best = -1.0
+    start_epoch = 0
+    if resume:
+        bundle = load_bundle(run, which="last", device=device)
+        model.load_state_dict(bundle.model.state_dict())
+        state = load_train_state(run / "last")
+        optimizer.load_state_dict(state["optimizer"])
+        if scheduler is not None and state.get("scheduler") is not None:
+            scheduler.load_state_dict(state["scheduler"])
+        start_epoch, best, history = state["epoch"] + 1, state["best"], json.loads(state["history"])
+        log(f"resuming {run} after epoch {start_epoch}")
+
+    def evaluate_now(m: nn.Module) -> dict[str, float]:
+        assert isinstance(m, VideoClassifier)
+        scores = score_videos(
+            m, eval_set, device, features, num_workers=d.num_workers if not features else 0
+        )
+        summary = _summary(scores, split.classes)
+        return {k: v for k, v in summary.items() if isinstance(v, float)}
+
+    def save_epoch(result: EpochResult) -> None:
+        nonlocal best
+        row = asdict(result)
+        history.append(row)
+        with (run / "metrics.jsonl").open("a") as f:
+            f.write(json.dumps({k: v for k, v in row.items() if k != "skipped"}) + "\n")
+        _write_metrics_csv(run / "metrics.csv", history)
+        extra = {"epoch": result.epoch, "metrics": result.metrics}
+        save_bundle(
+            run / "last", model, config_dict, split.classes, model.backbone.preprocess, extra
+        )
+        save_train_state(
+            run / "last",
+            {
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                "epoch": result.epoch,
+                "best": best,
+                "history": json.dumps(history),
+            },
+        )
+        score = result.metrics.get("video_top1")
+        if score is not None and score > best:
+            best = score
+            save_bundle(
+                run / "best", model, config_dict, split.classes, model.backbone.preprocess, extra
+            )
+        _save_figure(_curves(history, config), run / "curves.png")
+        shown = ", ".join(f"{k} {v:.3f}" for k, v in result.metrics.items() if k.endswith("top1"))
+        log(
+            f"epoch {result.epoch + 1}/{config.train.epochs}: loss {result.train_loss:.4f}"
+            + (f", {shown}" if shown else "")
+            + f" ({result.seconds:.1f} s)"
+        )
+
+    t = config.train
+    settings = LoopSettings(
+        t.epochs,
+        t.batch_size,
+        t.seed,
+        t.grad_clip,
+        t.amp,
+        num_workers=0 if features else d.num_workers,
+        eval_every=t.eval_every,
+    )
+    results = fit(
+        model=model,
+        train_set=train_set,
+        collate=collate_train,
+        loss_fn=lambda m, b: _loss(m, b, features, device),
+        optimizer=optimizer,
+        scheduler=scheduler,
+        settings=settings,
+        device=device,
+        evaluate=evaluate_now,
+        start_epoch=start_epoch,
+        on_epoch_end=[save_epoch],
+        progress=progress,
+    )
+    for r in results:
+        skipped += [Problem("", message) for message in r.skipped]
+    report = {
+        "run": str(run),
+        "classes": split.classes,
+        "train_videos": len(train_items),
+        "test_videos": len(test_items),
+        "leaked_groups": leaks,
+        "skipped": sorted({p.problem for p in skipped}),
+        "feature_cache": str(cache.folder) if cache is not None else None,
+        "best_video_top1": best,
+        "final": history[-1]["metrics"] if history else {},
+    }
+    (run / "report.json").write_text(json.dumps(report, indent=1))
+    return report
+
+
+def _write_metrics_csv(path: Path, history: list[dict[str, Any]]) -> None:
+    metric_names = sorted({k for h in history for k in h["metrics"]})
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["epoch", "train_loss", "lr", "seconds", *metric_names])
+        for h in history:
+            writer.writerow(
+                [
+                    h["epoch"] + 1,
+                    f"{h['train_loss']:.6f}",
+                    h["lr"],
+                    f"{h['seconds']:.2f}",
+                    *(h["metrics"].get(k, "") for k in metric_names),
+                ]
+            )
+
+
+def _curves(history: list[dict[str, Any]], config: ActivityConfig) -> Any:
+    from lrcn.plots import plot_curves
+
+    return plot_curves(history, title=f"{config.model.name} on {Path(config.data.root).name}")
+
+
+def _save_figure(fig: Any, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+# --------------------------------------------------------------------------------------------
+# evaluate
+# --------------------------------------------------------------------------------------------
+
+
+def evaluate(
+    run_dir: str | Path,
+    overrides: list[str] | None = None,
+    which: str = "best",
+    out_dir: str | Path | None = None,
+    log: Log = print,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Score a run's bundle on its test split; write metrics.json, confusion.png and
+    predictions.csv into ``out_dir`` (default ``<run>/eval-<which>``)."""
+    from lrcn.config import apply_overrides
+
+    bundle = load_bundle(run_dir, which=which)
+    config = validate_config(
+        apply_overrides(bundle.config, overrides or []), source=f"{bundle.path}/bundle.json"
+    )
+    device = resolve_device(config.train.device)
+    model = bundle.model.to(device)
+    assert isinstance(model, VideoClassifier)
+    split = read_split(config.data)
+    if split.classes != bundle.classes:
+        raise DataError(
+            config.data.root,
+            f"its classes {split.classes[:5]}... differ from the model's {bundle.classes[:5]}...",
+        )
+    skipped = list(split.skipped)
+    items, counts, cache = _inputs(config, model, split.test, device, skipped, log, extract=False)
+    scores = score_videos(
+        model,
+        _eval_set(config, model, items, counts, cache),
+        device,
+        cache is not None,
+        num_workers=config.data.num_workers if cache is None else 0,
+        progress=progress,
+    )
+    summary = _summary(scores, split.classes)
+    summary["skipped"] = sorted({p.problem for p in skipped} | set(scores["skipped"]))
+    summary["leaked_groups"] = split.group_leaks()
+    out = Path(out_dir) if out_dir else Path(run_dir) / f"eval-{which}"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps(summary, indent=1))
+    from lrcn.plots import plot_confusion
+
+    title = (
+        f"{config.model.name}: video top-1 {summary['video_top1']:.3f} "
+        f"on {summary['videos']} videos"
+    )
+    _save_figure(plot_confusion(summary["confusion"], split.classes, title), out / "confusion.png")
+    _write_predictions(out / "predictions.csv", scores, items, split.classes)
+    summary["outputs"] = {
+        "metrics": str(out / "metrics.json"),
+        "confusion": str(out / "confusion.png"),
+        "predictions": str(out / "predictions.csv"),
+    }
+    return summary
+
+
+def _write_predictions(
+    path: Path, scores: dict[str, Any], items: list[VideoItem], classes: list[str]
+) -> None:
+    k = min(5, len(classes))
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(
+            ["video", "true_class", "predicted_class", "probability", "correct", f"top{k}"]
+        )
+        for probs, index in zip(scores["video_probs"], scores["indices"], strict=True):
+            item = items[index]
+            top = probs.topk(k)
+            predicted = classes[int(top.indices[0])]
+            writer.writerow(
+                [
+                    str(item.path),
+                    classes[item.label],
+                    predicted,
+                    f"{float(top.values[0]):.4f}",
+                    int(predicted == classes[item.label]),
+                    " ".join(
+                        f"{classes[int(i)]}:{float(v):.3f}"
+                        for v, i in zip(top.values, top.indices, strict=True)
+                    ),
+                ]
+            )
+
+
+# --------------------------------------------------------------------------------------------
+# predict
+# --------------------------------------------------------------------------------------------
+
+
+def predict(
+    run_dir: str | Path,
+    videos: Sequence[str | Path],
+    top_k: int = 5,
+    which: str = "best",
+    device: str = "auto",
+) -> list[dict[str, Any]]:
+    """Top-k classes per video (all test clips, averaged). A video that cannot be read gets an
+    ``error`` entry naming the problem; the others are still predicted."""
+    bundle = load_bundle(run_dir, which=which)
+    config = validate_config(bundle.config)
+    dev = resolve_device(device)
+    model = bundle.model.to(dev)
+    assert isinstance(model, VideoClassifier)
+    d = config.data
+    results: list[dict[str, Any]] = []
+    for video in videos:
+        item = VideoItem(Path(video), 0, "")
+        try:
+            count = probe_video(item.path).num_frames
+            dataset = EvalVideos(
+                [item],
+                [count],
+                bundle.preprocess,
+                d.clip_len,
+                d.stride,
+                d.frame_step,
+                d.short_video,
+            )
+            scores = score_videos(model, dataset, dev, features=False)
+        except VideoError as err:
+            results.append({"video": str(video), "error": str(err)})
+            continue
+        probs = scores["video_probs"][0]
+        top = probs.topk(min(top_k, len(bundle.classes)))
+        results.append(
+            {
+                "video": str(video),
+                "clips": int(scores["clip_probs"].shape[0]),
+                "top": [
+                    {"class": bundle.classes[int(i)], "probability": round(float(v), 4)}
+                    for v, i in zip(top.values, top.indices, strict=True)
+                ],
+            }
+        )
+    return results
