@@ -196,6 +196,26 @@ def test_corrupt_video_is_named_or_skipped_and_reported(order_data, tmp_path):
     assert report["train_videos"] == 71
 
 
+def test_a_broken_video_in_a_loader_worker_is_named(order_data, tmp_path):
+    """Decoding in worker processes: the error that reaches the user still names the file."""
+    videos, _ = order_data
+    data = tmp_path / "data"
+    shutil.copytree(videos.parent, data)
+    victim = next((data / "UCF-101" / "CircleThenSquare").glob("*_g12_*.avi"))
+    data_bytes = victim.read_bytes()
+    victim.write_bytes(data_bytes[: len(data_bytes) // 3])  # header intact: fails mid-decode
+    raw = _config(
+        data / "UCF-101", tmp_path / "unused", backbone="simple_cnn", freeze_backbone=False
+    )
+    del raw["model"]["image_size"]
+    raw["data"]["num_workers"] = 2
+    raw["train"].update(epochs=1, clips_per_video=1)
+    config = _write(tmp_path / "c.yaml", raw)
+    result = runner.invoke(app, ["train", str(config), "--out", str(tmp_path / "r")])
+    assert result.exit_code == 2, result.output
+    assert f"{victim.name}: frame" in result.output and "could be decoded" in result.output
+
+
 def test_predict_errors_per_video_and_bad_run_folder(order_data, tmp_path):
     result = runner.invoke(app, ["evaluate", str(tmp_path / "nope")])
     assert result.exit_code == 2 and "no such run or bundle folder" in result.output

@@ -15,12 +15,15 @@ __all__ = ["DataError", "OnError", "Problem", "VideoItem", "VideoSplit", "find_g
 class DataError(ValueError):
     """Bad data on disk. The message names the file (and line) and what was expected."""
 
-    def __init__(self, path: str | Path, problem: str, line: int | None = None) -> None:
+    def __init__(
+        self, path: str | Path, problem: str | None = None, line: int | None = None
+    ) -> None:
+        # One-argument form: DataLoader workers re-raise exceptions as type(message).
         where = f"{path}:{line}" if line is not None else str(path)
-        super().__init__(f"{where}: {problem}")
+        super().__init__(where if problem is None else f"{where}: {problem}")
         self.path = str(path)
         self.line = line
-        self.problem = problem
+        self.problem = problem or str(path)
 
 
 @dataclass(frozen=True)

@@ -39,10 +39,11 @@ _SEEK_MIN_FRAMES = 48
 class VideoError(ValueError):
     """A video (or frame image) that cannot be read; the message names the file."""
 
-    def __init__(self, path: str | Path, problem: str) -> None:
-        super().__init__(f"{path}: {problem}")
+    def __init__(self, path: str | Path, problem: str | None = None) -> None:
+        # One-argument form: DataLoader workers re-raise exceptions as type(message).
+        super().__init__(str(path) if problem is None else f"{path}: {problem}")
         self.path = str(path)
-        self.problem = problem
+        self.problem = problem or str(path)
 
 
 class VideoInfo(NamedTuple):
