@@ -12,11 +12,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+import bench_cache
 import bench_conv_lstm
+import bench_loader
 import bench_lstm
 from common import machine
 
-BENCHMARKS = {"lstm": bench_lstm, "conv_lstm": bench_conv_lstm}
+BENCHMARKS = {
+    "lstm": bench_lstm,
+    "conv_lstm": bench_conv_lstm,
+    "loader": bench_loader,
+    "cache": bench_cache,
+}
 
 
 def main() -> None:

@@ -427,7 +427,7 @@ def train(
         log(
             f"epoch {result.epoch + 1}/{config.train.epochs}: loss {result.train_loss:.4f}"
             + (f", {shown}" if shown else "")
-            + f" ({result.seconds:.1f} s)"
+            + f" ({result.seconds:.1f} s training, {result.eval_seconds:.1f} s evaluating)"
         )
 
     t = config.train

@@ -45,10 +45,11 @@ class EpochResult:
     epoch: int
     train_loss: float
     lr: float
-    seconds: float
+    seconds: float  # training only
     samples: int
     skipped: list[str] = field(default_factory=list)
     metrics: dict[str, float] = field(default_factory=dict)
+    eval_seconds: float = 0.0
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:
@@ -123,11 +124,14 @@ def fit(
         lr = optimizer.param_groups[0]["lr"]
         if scheduler is not None:
             scheduler.step()
-        result = EpochResult(epoch, total / max(count, 1), lr, 0.0, count, skipped)
+        result = EpochResult(
+            epoch, total / max(count, 1), lr, time.perf_counter() - started, count, skipped
+        )
         is_last = epoch == settings.epochs - 1
         if evaluate is not None and ((epoch + 1) % settings.eval_every == 0 or is_last):
+            started = time.perf_counter()
             result.metrics = evaluate(model)
-        result.seconds = time.perf_counter() - started
+            result.eval_seconds = time.perf_counter() - started
         for callback in on_epoch_end or []:
             callback(result)
         results.append(result)
