@@ -229,7 +229,8 @@ def _activity_demo(out: Path, epochs: int) -> None:
 
     results = run_activity_demo(out, epochs=epochs, log=_log)
     table = Table(
-        title="Order data set, test split 1 (chance 0.25; a single frame cannot tell the order)"
+        title="Order data set, split 1 (chance 0.25)",
+        caption="one frame shows the objects, not their order",
     )
     for column in ("model", "video top-1", "clip top-1", "videos"):
         table.add_column(column, justify="right" if column != "model" else "left")
