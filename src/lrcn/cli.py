@@ -207,6 +207,54 @@ def extract_features(
         typer.echo("skipped:\n  " + "\n  ".join(report["skipped"]))
 
 
+@app.command()
+@_friendly_errors
+def flow(
+    config: Annotated[Path, typer.Argument(help="Config whose data section names the videos.")],
+    out: Annotated[Path, typer.Option(help="Folder for the flow data set.")],
+    set_: SetOption = None,
+) -> None:
+    """Compute optical flow images (x, y, magnitude) for a data set, in the same layout."""
+    from lrcn.config import load_config
+    from lrcn.tasks.activity import compute_flow
+
+    with _progress() as progress:
+        report = compute_flow(load_config(config, set_ or []), out, log=_log, progress=progress)
+    typer.echo(f"flow of {report['videos']} videos in {report['flow_root']}")
+    typer.echo(f"train a flow model with: --set data.root={report['flow_root']}")
+    if report["skipped"]:
+        typer.echo("skipped:\n  " + "\n  ".join(report["skipped"]))
+
+
+@app.command()
+@_friendly_errors
+def fuse(
+    runs: Annotated[list[Path], typer.Argument(help="Run folders to fuse, e.g. RGB then flow.")],
+    weights: Annotated[
+        list[float] | None, typer.Option("--weight", help="One weight per run (repeat the option).")
+    ] = None,
+    which: Annotated[str, typer.Option(help="Which checkpoint: best or last.")] = "best",
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Late fusion of video scores from several runs (RGB + flow: 1/2-1/2 and 1/3-2/3)."""
+    from lrcn.tasks.activity import fuse as fuse_runs
+
+    if weights and (len(weights) != len(runs) or min(weights) < 0 or sum(weights) <= 0):
+        raise typer.BadParameter(
+            f"give one non-negative --weight per run ({len(runs)} runs), got {weights}"
+        )
+    report = fuse_runs(runs, weights, which=which, log=_log)
+    if json_output:
+        typer.echo(json.dumps(report))
+        return
+    typer.echo(f"{report['videos']} test videos")
+    for r in report["runs"]:
+        typer.echo(f"  {r['video_top1']:.3f}  {r['run']}")
+    for f in report["fused"]:
+        shares = " / ".join(f"{w:.2f}" for w in f["weights"])
+        typer.echo(f"  {f['video_top1']:.3f}  fused, weights {shares}")
+
+
 @demo_app.callback()
 def demo(
     ctx: typer.Context,

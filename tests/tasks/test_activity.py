@@ -223,3 +223,46 @@ def test_predict_errors_per_video_and_bad_run_folder(order_data, tmp_path):
     (tmp_path / "fake" / "bundle.json").write_text('{"format": 1}')
     result = runner.invoke(app, ["predict", str(tmp_path / "fake"), "v.avi"])
     assert result.exit_code == 2 and "missing 'task'" in result.output
+
+
+def test_flow_then_late_fusion_through_the_cli(order_ucf101, tmp_path):
+    """lrcn flow -> train on the flow data set -> lrcn fuse with the RGB run."""
+    raw = _config(order_ucf101, tmp_path / "features")
+    raw["data"].update(clip_len=8, stride=4)
+    raw["train"]["epochs"] = 2
+    config = _write(tmp_path / "rgb.yaml", raw)
+    result = runner.invoke(app, ["flow", str(config), "--out", str(tmp_path / "flow")])
+    assert result.exit_code == 0, result.output
+    flow_root = tmp_path / "flow" / "UCF-101"
+    assert len(list(flow_root.rglob("flow_*.jpg"))) > 100
+
+    for name, extra in (("rgb", []), ("flowrun", ["--set", f"data.root={flow_root}"])):
+        result = runner.invoke(app, ["train", str(config), "--out", str(tmp_path / name), *extra])
+        assert result.exit_code == 0, result.output
+    result = runner.invoke(
+        app, ["fuse", str(tmp_path / "rgb"), str(tmp_path / "flowrun"), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert [f["weights"] for f in report["fused"]] == [[0.5, 0.5], [0.3333, 0.6667]]
+    assert report["videos"] == 4  # test split of the 5-group data set: one group per class
+    # Weight 1 on a run reproduces that run's own accuracy.
+    result = runner.invoke(
+        app,
+        [
+            "fuse",
+            str(tmp_path / "rgb"),
+            str(tmp_path / "flowrun"),
+            "--weight",
+            "1",
+            "--weight",
+            "0",
+            "--json",
+        ],
+    )
+    solo = json.loads(result.stdout.strip().splitlines()[-1])
+    assert solo["fused"][0]["video_top1"] == solo["runs"][0]["video_top1"]
+    result = runner.invoke(
+        app, ["fuse", str(tmp_path / "rgb"), str(tmp_path / "flowrun"), "--weight", "1"]
+    )
+    assert result.exit_code != 0

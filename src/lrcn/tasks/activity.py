@@ -22,6 +22,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -555,7 +556,18 @@ def evaluate(
     )
     _save_figure(plot_confusion(summary["confusion"], split.classes, title), out / "confusion.png")
     _write_predictions(out / "predictions.csv", scores, items, split.classes)
+    root = Path(config.data.root)
+    np.savez(
+        out / "scores.npz",
+        videos=np.array(
+            [Path(items[i].path).relative_to(root).as_posix() for i in scores["indices"]]
+        ),
+        labels=scores["video_labels"].numpy(),
+        probs=scores["video_probs"].numpy(),
+        classes=np.array(split.classes),
+    )
     summary["outputs"] = {
+        "scores": str(out / "scores.npz"),
         "metrics": str(out / "metrics.json"),
         "confusion": str(out / "confusion.png"),
         "predictions": str(out / "predictions.csv"),
@@ -642,3 +654,113 @@ def predict(
             }
         )
     return results
+
+
+# --------------------------------------------------------------------------------------------
+# optical flow and late fusion
+# --------------------------------------------------------------------------------------------
+
+
+def compute_flow(
+    config: ActivityConfig, out: str | Path, log: Log = print, progress: Progress | None = None
+) -> dict[str, Any]:
+    """Write the flow data set of the configured videos under ``out`` (see data/flow.py).
+
+    Returns the mirrored root to put in a flow config's ``data.root``.
+    """
+    from lrcn.data.flow import write_flow_dataset
+    from lrcn.data.formats import hmdb51, ucf101
+
+    d = config.data
+    split = read_split(d)
+    root = Path(d.root)
+    flow_root = Path(out) / root.name
+    split_dirs = []
+    if d.format == "ucf101":
+        split_dirs.append(ucf101.find_split_dir(root, d.split_dir))
+    elif d.format == "hmdb51":
+        split_dirs.append(hmdb51.find_split_dir(root, d.split_dir))
+    items = split.train + split.test
+    log(f"computing optical flow of {len(items)} videos into {flow_root}")
+    skipped = write_flow_dataset(
+        items, root, flow_root, split_dirs, d.on_error,
+        progress=(lambda done, total: progress("optical flow", done, total)) if progress else None,
+    )  # fmt: skip
+    return {
+        "flow_root": str(flow_root),
+        "videos": len(items),
+        "skipped": [p.problem for p in skipped],
+    }
+
+
+def fuse(
+    run_dirs: Sequence[str | Path],
+    weights: Sequence[float] | None = None,
+    which: str = "best",
+    log: Log = print,
+) -> dict[str, Any]:
+    """Late fusion: a weighted average of several runs' video scores (e.g. RGB and flow).
+
+    Videos are matched by their path inside each data set (a flow folder is named like its
+    video). Without ``weights``, two runs are fused 1/2-1/2 and 1/3-2/3 (the LRCN paper's RGB
+    and flow weights); otherwise the given weights (normalised to sum 1) are used.
+    """
+    if len(run_dirs) < 2:
+        raise ValueError("fusion needs at least two runs")
+    loaded = []
+    for run in run_dirs:
+        path = Path(run) / f"eval-{which}" / "scores.npz"
+        if not path.is_file():
+            log(f"{run}: no {path.name} yet, evaluating")
+            evaluate(run, which=which, log=log)
+        with np.load(path) as data:
+            loaded.append({k: data[k] for k in data.files})
+    classes = loaded[0]["classes"].tolist()
+    for run, data in zip(run_dirs, loaded, strict=True):
+        if data["classes"].tolist() != classes:
+            raise DataError(
+                run, "its classes differ from the first run's; fuse runs of one data set"
+            )
+    common = set.intersection(*(set(d["videos"].tolist()) for d in loaded))
+    if not common:
+        raise DataError(
+            run_dirs[1], "no test video in common with the first run (different splits?)"
+        )
+    order = sorted(common)
+    aligned = []
+    for data in loaded:
+        position = {v: i for i, v in enumerate(data["videos"].tolist())}
+        rows = [position[v] for v in order]
+        aligned.append(
+            (torch.from_numpy(data["probs"][rows]), torch.from_numpy(data["labels"][rows]))
+        )
+    labels = aligned[0][1]
+    for (_, other), run in zip(aligned[1:], run_dirs[1:], strict=True):
+        if not torch.equal(other, labels):
+            raise DataError(run, "the same videos carry different labels than in the first run")
+
+    def top1(probs: Tensor) -> float:
+        return float((probs.argmax(dim=1) == labels).float().mean())
+
+    if weights is None:
+        weightings = [[0.5, 0.5], [1 / 3, 2 / 3]] if len(aligned) == 2 else [[1.0] * len(aligned)]
+    else:
+        if len(weights) != len(aligned) or min(weights) < 0 or sum(weights) <= 0:
+            raise ValueError(
+                f"give one non-negative weight per run ({len(aligned)}), got {list(weights)}"
+            )
+        weightings = [list(weights)]
+    fused = []
+    for w in weightings:
+        total = sum(w)
+        probs = sum(wi / total * p for wi, (p, _) in zip(w, aligned, strict=True))
+        assert isinstance(probs, Tensor)
+        fused.append({"weights": [round(wi / total, 4) for wi in w], "video_top1": top1(probs)})
+    return {
+        "videos": len(order),
+        "runs": [
+            {"run": str(r), "video_top1": top1(p)}
+            for r, (p, _) in zip(run_dirs, aligned, strict=True)
+        ],
+        "fused": fused,
+    }

@@ -14,7 +14,20 @@ from lrcn.data.items import DataError, OnError, Problem, VideoItem, VideoSplit, 
 
 SPLIT_FILE = re.compile(r"^(?P<cls>.+)_test_split(?P<split>[123])\.txt$")
 
-__all__ = ["read_hmdb51"]
+__all__ = ["find_split_dir", "read_hmdb51"]
+
+
+def find_split_dir(root: Path, split_dir: str | Path | None = None) -> Path:
+    """The ``testTrainMulti_7030_splits`` folder: given, or beside or inside ``root``."""
+    if split_dir is not None:
+        return Path(split_dir)
+    for candidate in (
+        root.parent / "testTrainMulti_7030_splits",
+        root / "testTrainMulti_7030_splits",
+    ):
+        if candidate.is_dir():
+            return candidate
+    raise DataError(root, "no testTrainMulti_7030_splits/ folder beside or inside it")
 
 
 def read_hmdb51(
@@ -27,11 +40,7 @@ def read_hmdb51(
     if split not in (1, 2, 3):
         raise ValueError(f"HMDB-51 split must be 1, 2 or 3, got {split!r}")
     root = Path(root)
-    lists = Path(split_dir) if split_dir else root.parent / "testTrainMulti_7030_splits"
-    if not lists.is_dir():
-        lists = root / "testTrainMulti_7030_splits"
-    if not lists.is_dir():
-        raise DataError(root, "no testTrainMulti_7030_splits/ folder beside or inside it")
+    lists = find_split_dir(root, split_dir)
     files = {}
     for path in lists.iterdir():
         match = SPLIT_FILE.match(path.name)

@@ -23,7 +23,7 @@ from lrcn.data.items import (
 
 GROUP_PATTERN = re.compile(r"_g(\d+)_c\d+", re.IGNORECASE)
 
-__all__ = ["GROUP_PATTERN", "read_class_index", "read_ucf101"]
+__all__ = ["GROUP_PATTERN", "find_split_dir", "read_class_index", "read_ucf101"]
 
 
 def read_class_index(path: Path) -> list[str]:
@@ -43,9 +43,10 @@ def read_class_index(path: Path) -> list[str]:
     return classes
 
 
-def _find_split_dir(root: Path, split_dir: Path | None) -> Path:
+def find_split_dir(root: Path, split_dir: str | Path | None = None) -> Path:
+    """The ``ucfTrainTestlist`` folder: given, or inside or beside ``root``."""
     if split_dir is not None:
-        return split_dir
+        return Path(split_dir)
     for candidate in (root / "ucfTrainTestlist", root.parent / "ucfTrainTestlist"):
         if candidate.is_dir():
             return candidate
@@ -71,7 +72,7 @@ def read_ucf101(
     if split not in (1, 2, 3):
         raise ValueError(f"UCF-101 split must be 1, 2 or 3, got {split!r}")
     root = Path(root)
-    lists = _find_split_dir(root, None if split_dir is None else Path(split_dir))
+    lists = find_split_dir(root, split_dir)
     classes = read_class_index(lists / "classInd.txt")
     by_name = {name.lower(): i for i, name in enumerate(classes)}
     skipped: list[Problem] = []
