@@ -266,3 +266,31 @@ def test_flow_then_late_fusion_through_the_cli(order_ucf101, tmp_path):
         app, ["fuse", str(tmp_path / "rgb"), str(tmp_path / "flowrun"), "--weight", "1"]
     )
     assert result.exit_code != 0
+
+
+def test_cnn_convlstm_trains_from_cached_feature_grids(order_ucf101, tmp_path):
+    raw = _config(
+        order_ucf101, tmp_path / "features", name="cnn_convlstm", filters=8, dense_size=16
+    )
+    raw["data"].update(clip_len=8, stride=4)
+    raw["train"]["epochs"] = 2
+    report = train(validate_config(raw), tmp_path / "convlstm", log=lambda _: None)
+    grids = list((tmp_path / "features").rglob("*.npy"))
+    assert grids and np.load(grids[0]).ndim == 4  # (T, C, h, w) per video
+    assert 0.0 <= report["final"]["video_top1"] <= 1.0
+
+
+def test_a_folder_per_class_data_set_trains_with_a_made_split(order_ucf101, tmp_path):
+    raw = _config(order_ucf101, tmp_path / "features")
+    raw["data"] = {
+        "format": "folders",
+        "root": str(order_ucf101),
+        "test_fraction": 0.25,
+        "clip_len": 8,
+        "stride": 4,
+        "num_workers": 0,
+    }
+    raw["train"]["epochs"] = 1
+    report = train(validate_config(raw), tmp_path / "folders", log=lambda _: None)
+    assert report["leaked_groups"] == []
+    assert report["train_videos"] + report["test_videos"] == 20 and report["test_videos"] >= 4
