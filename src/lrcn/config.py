@@ -50,35 +50,30 @@ class VideoDataConfig(_Strict):
     num_workers: int = Field(2, ge=0)
 
 
-class LRCNModelConfig(_Strict):
-    name: Literal["lrcn"]
+class _BackboneConfig(_Strict):
+    """The per-frame CNN every activity model starts with."""
+
     backbone: str = "efficientnet_lite0"
-    backbone_weights: Path | None = None
+    backbone_weights: Path | None = None  # torchvision:<arch>: a local state-dict file
     pretrained: bool = True
     freeze_backbone: bool = True
     image_size: int | None = Field(None, ge=32)  # crop side; None = the backbone's own (224)
+
+
+class LRCNModelConfig(_BackboneConfig):
+    name: Literal["lrcn"]
     hidden_size: int = Field(256, ge=1)
     num_layers: int = Field(1, ge=1)
     dropout: float = Field(0.5, ge=0, lt=1)
 
 
-class SingleFrameModelConfig(_Strict):
+class SingleFrameModelConfig(_BackboneConfig):
     name: Literal["single_frame"]
-    backbone: str = "efficientnet_lite0"
-    backbone_weights: Path | None = None
-    pretrained: bool = True
-    freeze_backbone: bool = True
-    image_size: int | None = Field(None, ge=32)  # crop side; None = the backbone's own (224)
     dropout: float = Field(0.5, ge=0, lt=1)
 
 
-class CNNConvLSTMModelConfig(_Strict):
+class CNNConvLSTMModelConfig(_BackboneConfig):
     name: Literal["cnn_convlstm"]
-    backbone: str = "efficientnet_lite0"
-    backbone_weights: Path | None = None
-    pretrained: bool = True
-    freeze_backbone: bool = True
-    image_size: int | None = Field(None, ge=32)  # crop side; None = the backbone's own (224)
     filters: int = Field(64, ge=1)
     kernel_size: int = Field(3, ge=1)
     dense_size: int = Field(256, ge=1)
