@@ -119,7 +119,7 @@ def train(
                 "--resume continues a run with its saved config; drop CONFIG and --set"
             )
         with _progress() as progress:
-            report = train_run(None, resume, resume=True, log=_log, progress=progress)  # type: ignore[arg-type]
+            report = train_run(None, resume, resume=True, log=_log, progress=progress)
     else:
         if config is None:
             raise typer.BadParameter("give a CONFIG file, or --resume RUN_DIR")

@@ -313,13 +313,13 @@ def _loss(
 
 
 def train(
-    config: ActivityConfig,
+    config: ActivityConfig | None,
     run_dir: str | Path,
     resume: bool = False,
     log: Log = print,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Train (or resume) a run; returns the final report."""
+    """Train a run, or with ``resume`` continue one from its saved config (``config`` None)."""
     run = Path(run_dir)
     if resume:
         saved = run / "config.yaml"
@@ -328,6 +328,8 @@ def train(
         import yaml
 
         config = validate_config(yaml.safe_load(saved.read_text()), source=str(saved))
+    elif config is None:
+        raise ValueError("train: a config is needed unless resuming")
     elif (run / "last").exists():
         raise FileExistsError(
             f"{run} already holds a run; use --resume to continue it or another --out"
