@@ -31,7 +31,7 @@ _SHAPES = {
     "Cross": (235, 200, 40),
 }
 
-__all__ = ["ORDER_CLASSES", "write_order_ucf101"]
+__all__ = ["ORDER_CLASSES", "write_order_ucf101", "write_shapes_flickr8k"]
 
 
 def _draw_shape(draw, shape: str, cx: float, cy: float, r: float, color) -> None:  # type: ignore[no-untyped-def]
@@ -134,3 +134,121 @@ def write_order_ucf101(
         (lists / f"trainlist0{split}.txt").write_text("".join(train_lines))
         (lists / f"testlist0{split}.txt").write_text("".join(test_lines))
     return videos_root
+
+
+# --------------------------------------------------------------------------------------------
+# Captioning: shapes in the Flickr8k layout
+# --------------------------------------------------------------------------------------------
+
+_COLOURS = {
+    "red": (220, 50, 50),
+    "green": (40, 170, 60),
+    "blue": (50, 80, 230),
+    "yellow": (235, 205, 40),
+}
+_NOUNS = {"Circle": ("circle", "disc", "round shape"), "Square": ("square", "box", "square shape"),
+          "Triangle": ("triangle", "triangle", "three sided shape")}  # fmt: skip
+_PLACES = {"left": (0.27, 0.5), "right": (0.73, 0.5), "top": (0.5, 0.27), "bottom": (0.5, 0.73)}
+
+
+def _one_object_captions(colour: str, shape: str, place: str, rng: random.Random) -> list[str]:
+    noun = _NOUNS[shape]
+    return [
+        f"a {colour} {noun[0]} on the {place}",
+        f"there is a {colour} {noun[1]} at the {place} of the picture",
+        f"a {noun[2]} that is {colour} sits on the {place} side",
+        f"the {place} of the image shows a {colour} {noun[0]}",
+        f"one {colour} {rng.choice(noun)} near the {place}",
+    ]
+
+
+def _two_object_captions(
+    a: tuple[str, str, str], b: tuple[str, str, str], rng: random.Random
+) -> list[str]:
+    (ca, sa, pa), (cb, sb, pb) = a, b
+    na, nb = _NOUNS[sa], _NOUNS[sb]
+    return [
+        f"a {ca} {na[0]} on the {pa} and a {cb} {nb[0]} on the {pb}",
+        f"there is a {ca} {na[1]} at the {pa} and a {cb} {nb[1]} at the {pb}",
+        f"a {cb} {nb[0]} on the {pb} with a {ca} {na[0]} on the {pa}",
+        f"two shapes a {ca} {na[0]} and a {cb} {nb[0]}",
+        f"the picture shows a {ca} {rng.choice(na)} {pa} and a {cb} {rng.choice(nb)} {pb}",
+    ]
+
+
+def _shapes_image(objects: list[tuple[str, str, str]], size: int, rng: random.Random) -> np.ndarray:
+    from PIL import Image, ImageDraw
+
+    shade = rng.randint(150, 235)
+    image = Image.new("RGB", (size, size), (shade, shade, shade - rng.randint(0, 30)))
+    draw = ImageDraw.Draw(image)
+    for colour, shape, place in objects:
+        fx, fy = _PLACES[place]
+        cx = size * fx + rng.uniform(-0.05, 0.05) * size
+        cy = size * fy + rng.uniform(-0.05, 0.05) * size
+        _draw_shape(
+            draw,
+            shape if shape != "Triangle" else "Triangle",
+            cx,
+            cy,
+            size * rng.uniform(0.12, 0.17),
+            _COLOURS[colour],
+        )
+    pixels = np.asarray(image).astype(np.int16)
+    noise = np.random.default_rng(rng.randrange(2**32)).integers(-8, 9, pixels.shape)
+    return np.clip(pixels + noise, 0, 255).astype(np.uint8)
+
+
+def write_shapes_flickr8k(
+    root: str | Path,
+    num_images: int = 600,
+    size: int = 96,
+    seed: int = 0,
+    test_fraction: float = 0.15,
+) -> Path:
+    """Write a captioning data set in the Flickr8k layout under ``root``; return ``root``.
+
+    Each image holds one or two coloured shapes at the left/right/top/bottom; its five
+    reference captions are worded differently but all name what is there (colour, shape,
+    place), so a captioner must look at the image to get them right. Files:
+    ``Flicker8k_Dataset/<id>.jpg`` and ``Flickr8k_text/`` with ``Flickr8k.token.txt`` and
+    ``Flickr_8k.{train,dev,test}Images.txt`` (dev and test each ``test_fraction``).
+    """
+    from PIL import Image
+
+    root = Path(root)
+    images, text = root / "Flicker8k_Dataset", root / "Flickr8k_text"
+    images.mkdir(parents=True, exist_ok=True)
+    text.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    token_lines, names = [], []
+    for n in range(num_images):
+        first = (rng.choice(list(_COLOURS)), rng.choice(list(_NOUNS)), rng.choice(list(_PLACES)))
+        if rng.random() < 0.4:
+            opposite = {"left": "right", "right": "left", "top": "bottom", "bottom": "top"}[
+                first[2]
+            ]
+            second = (
+                rng.choice([c for c in _COLOURS if c != first[0]]),
+                rng.choice(list(_NOUNS)),
+                opposite,
+            )
+            objects, captions = [first, second], _two_object_captions(first, second, rng)
+        else:
+            objects, captions = [first], _one_object_captions(*first, rng)
+        name = f"{1000 + n}_{seed:02d}.jpg"
+        Image.fromarray(_shapes_image(objects, size, rng)).save(images / name, quality=92)
+        names.append(name)
+        token_lines += [
+            f"{name}#{k}\t{caption.capitalize()} .\n" for k, caption in enumerate(captions)
+        ]
+    (text / "Flickr8k.token.txt").write_text("".join(token_lines))
+    n_test = max(1, round(num_images * test_fraction))
+    splits = {
+        "test": names[:n_test],
+        "dev": names[n_test : 2 * n_test],
+        "train": names[2 * n_test :],
+    }
+    for side, listed in splits.items():
+        (text / f"Flickr_8k.{side}Images.txt").write_text("".join(f"{n}\n" for n in listed))
+    return root

@@ -1,0 +1,279 @@
+"""Image-caption data sets: Flickr8k, Karpathy split JSON (Flickr8k/30k, COCO), COCO captions,
+and a converter from a folder of photos plus a CSV/TSV of captions to the Karpathy JSON.
+
+Every reader returns a :class:`CaptionSplit`: per split, images with all their reference
+captions as token lists. Empty captions, malformed lines and missing images are errors naming
+the file and line, or skipped and listed under ``on_error="skip"``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lrcn.data.items import DataError, OnError, Problem, handle, read_lines
+from lrcn.data.vocab import tokenize
+
+SPLITS = ("train", "val", "test")
+
+__all__ = [
+    "CaptionItem",
+    "CaptionSplit",
+    "csv_to_karpathy",
+    "read_coco_captions",
+    "read_flickr8k",
+    "read_karpathy_json",
+]
+
+
+@dataclass(frozen=True)
+class CaptionItem:
+    """One image and its reference captions (each a list of tokens)."""
+
+    image: Path
+    captions: tuple[tuple[str, ...], ...]
+    image_id: str
+
+
+@dataclass
+class CaptionSplit:
+    train: list[CaptionItem]
+    val: list[CaptionItem]
+    test: list[CaptionItem]
+    skipped: list[Problem] = field(default_factory=list)
+
+    def split(self, name: str) -> list[CaptionItem]:
+        if name not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {name!r}")
+        items: list[CaptionItem] = getattr(self, name)
+        return items
+
+
+def _tokens(text: str, source: Path, line: int | None) -> tuple[str, ...]:
+    tokens = tuple(tokenize(text))
+    if not tokens:
+        raise DataError(source, f"empty caption {text!r}", line)
+    return tokens
+
+
+# --------------------------------------------------------------------------------------------
+# Flickr8k
+# --------------------------------------------------------------------------------------------
+
+
+def read_flickr8k(root: str | Path, on_error: OnError = "raise") -> CaptionSplit:
+    """``<root>/Flicker8k_Dataset/<id>.jpg`` (the archive's own spelling) and
+    ``<root>/Flickr8k_text/`` with ``Flickr8k.token.txt`` (``<id>.jpg#k<TAB>caption``) and
+    ``Flickr_8k.{train,dev,test}Images.txt`` (dev is returned as ``val``)."""
+    root = Path(root)
+    images = root / "Flicker8k_Dataset"
+    if not images.is_dir():
+        images = root / "Flickr8k_Dataset"
+    text = root / "Flickr8k_text"
+    if not images.is_dir() or not text.is_dir():
+        raise DataError(root, "expected Flicker8k_Dataset/ and Flickr8k_text/ inside it")
+    skipped: list[Problem] = []
+    captions: dict[str, list[tuple[str, ...]]] = defaultdict(list)
+    token_file = text / "Flickr8k.token.txt"
+    for number, line in read_lines(token_file):
+        try:
+            key, sep, caption = line.partition("\t")
+            name, hash_, k = key.partition("#")
+            if not sep or not hash_ or not k.isdigit():
+                raise DataError(
+                    token_file, f"expected '<image>.jpg#<k><TAB><caption>', got {line!r}", number
+                )
+            captions[name].append(_tokens(caption, token_file, number))
+        except DataError as problem:
+            handle(problem, on_error, skipped)
+    sides: dict[str, list[CaptionItem]] = {s: [] for s in SPLITS}
+    for side, file_side in (("train", "train"), ("val", "dev"), ("test", "test")):
+        list_file = text / f"Flickr_8k.{file_side}Images.txt"
+        for number, name in read_lines(list_file):
+            try:
+                if name not in captions:
+                    raise DataError(
+                        list_file, f"image {name} has no captions in {token_file.name}", number
+                    )
+                path = images / name
+                if not path.is_file():
+                    raise DataError(list_file, f"listed image {path} does not exist", number)
+                sides[side].append(CaptionItem(path, tuple(captions[name]), Path(name).stem))
+            except DataError as problem:
+                handle(problem, on_error, skipped)
+    return CaptionSplit(sides["train"], sides["val"], sides["test"], skipped)
+
+
+# --------------------------------------------------------------------------------------------
+# Karpathy split JSON
+# --------------------------------------------------------------------------------------------
+
+
+def _load_json(path: Path) -> Any:
+    if not path.is_file():
+        raise DataError(path, "file not found")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise DataError(path, f"not valid JSON ({err.msg})", err.lineno) from None
+
+
+def read_karpathy_json(
+    json_path: str | Path, image_root: str | Path, on_error: OnError = "raise"
+) -> CaptionSplit:
+    """``dataset_{flickr8k,flickr30k,coco}.json``: ``images[]`` with ``filename``, optional
+    ``filepath``, ``split`` (train/val/test/restval; restval joins train, as is standard) and
+    ``sentences[].tokens``."""
+    json_path, image_root = Path(json_path), Path(image_root)
+    data = _load_json(json_path)
+    if not isinstance(data, dict) or not isinstance(data.get("images"), list):
+        raise DataError(
+            json_path, "expected an object with an 'images' list (Karpathy split format)"
+        )
+    skipped: list[Problem] = []
+    sides: dict[str, list[CaptionItem]] = {s: [] for s in SPLITS}
+    for n, image in enumerate(data["images"]):
+        where = f"images[{n}]"
+        try:
+            if not isinstance(image, dict) or "filename" not in image or "sentences" not in image:
+                raise DataError(json_path, f"{where}: expected 'filename', 'split' and 'sentences'")
+            raw_split = str(image.get("split"))
+            split = "train" if raw_split == "restval" else raw_split
+            if split not in sides:
+                raise DataError(
+                    json_path,
+                    f"{where}: split {image.get('split')!r} is not train/val/test/restval",
+                )
+            caps = []
+            for s in image["sentences"]:
+                tokens = s.get("tokens") or tokenize(s.get("raw", ""))
+                if not tokens:
+                    raise DataError(json_path, f"{where} ({image['filename']}): empty caption")
+                caps.append(tuple(str(t).lower() for t in tokens))
+            if not caps:
+                raise DataError(json_path, f"{where} ({image['filename']}): no captions")
+            path = image_root / image.get("filepath", "") / image["filename"]
+            if not path.is_file():
+                raise DataError(json_path, f"{where}: image {path} does not exist")
+            image_id = str(image.get("cocoid", image.get("imgid", Path(image["filename"]).stem)))
+            sides[split].append(CaptionItem(path, tuple(caps), image_id))
+        except DataError as problem:
+            handle(problem, on_error, skipped)
+    return CaptionSplit(sides["train"], sides["val"], sides["test"], skipped)
+
+
+# --------------------------------------------------------------------------------------------
+# COCO captions annotations
+# --------------------------------------------------------------------------------------------
+
+
+def _read_coco_file(
+    json_path: Path, image_dir: Path, on_error: OnError, skipped: list[Problem]
+) -> list[CaptionItem]:
+    data = _load_json(json_path)
+    if not isinstance(data, dict) or "images" not in data or "annotations" not in data:
+        raise DataError(json_path, "expected COCO captions JSON with 'images' and 'annotations'")
+    captions: dict[int, list[tuple[str, ...]]] = defaultdict(list)
+    for n, ann in enumerate(data["annotations"]):
+        try:
+            captions[int(ann["image_id"])].append(_tokens(ann.get("caption", ""), json_path, None))
+        except DataError as problem:
+            handle(DataError(json_path, f"annotations[{n}]: {problem.problem}"), on_error, skipped)
+    items = []
+    for image in data["images"]:
+        try:
+            path = image_dir / image["file_name"]
+            if not path.is_file():
+                raise DataError(json_path, f"image {path} (id {image['id']}) does not exist")
+            if not captions.get(int(image["id"])):
+                raise DataError(json_path, f"image id {image['id']} has no captions")
+            items.append(CaptionItem(path, tuple(captions[int(image["id"])]), str(image["id"])))
+        except DataError as problem:
+            handle(problem, on_error, skipped)
+    return items
+
+
+def read_coco_captions(
+    train_json: str | Path,
+    train_images: str | Path,
+    val_json: str | Path,
+    val_images: str | Path,
+    test_fraction: float = 0.5,
+    seed: int = 0,
+    on_error: OnError = "raise",
+) -> CaptionSplit:
+    """``captions_train2014.json`` + ``captions_val2014.json`` with their image folders. COCO's
+    test captions are not public, so val2014 is split by seed into val and test (for the
+    standard Karpathy split use :func:`read_karpathy_json` with ``dataset_coco.json``)."""
+    skipped: list[Problem] = []
+    train = _read_coco_file(Path(train_json), Path(train_images), on_error, skipped)
+    val = _read_coco_file(Path(val_json), Path(val_images), on_error, skipped)
+    rng = random.Random(seed)
+    order = sorted(val, key=lambda item: item.image_id)
+    rng.shuffle(order)
+    cut = round(len(order) * test_fraction)
+    return CaptionSplit(train, order[cut:], order[:cut], skipped)
+
+
+# --------------------------------------------------------------------------------------------
+# A folder of photos + a CSV of captions -> Karpathy JSON
+# --------------------------------------------------------------------------------------------
+
+
+def csv_to_karpathy(
+    image_dir: str | Path,
+    captions_file: str | Path,
+    out_json: str | Path,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+    seed: int = 0,
+) -> dict[str, int]:
+    """Write a Karpathy split JSON for your own photos.
+
+    ``captions_file`` is CSV (``.csv``) or TSV (any other suffix) with a header row naming an
+    ``image`` column (file name inside ``image_dir``) and a ``caption`` column; an image may
+    have several rows. Images are split by seed. Returns the number of images per split.
+    """
+    image_dir, captions_file = Path(image_dir), Path(captions_file)
+    if not captions_file.is_file():
+        raise DataError(captions_file, "file not found")
+    delimiter = "," if captions_file.suffix.lower() == ".csv" else "\t"
+    captions: dict[str, list[list[str]]] = defaultdict(list)
+    with captions_file.open(newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f, delimiter=delimiter)
+        if reader.fieldnames is None or not {"image", "caption"} <= set(reader.fieldnames):
+            raise DataError(
+                captions_file,
+                f"the header must name 'image' and 'caption' columns, got {reader.fieldnames}",
+                1,
+            )
+        for row in reader:
+            line = reader.line_num
+            name = (row.get("image") or "").strip()
+            if not name:
+                raise DataError(captions_file, "empty image name", line)
+            if not (image_dir / name).is_file():
+                raise DataError(captions_file, f"image {image_dir / name} does not exist", line)
+            captions[name].append(list(_tokens(row.get("caption") or "", captions_file, line)))
+    if not captions:
+        raise DataError(captions_file, "no captions in it")
+    names = sorted(captions)
+    random.Random(seed).shuffle(names)
+    n_test = round(len(names) * test_fraction)
+    n_val = round(len(names) * val_fraction)
+    split_of = {n: "test" for n in names[:n_test]} | {
+        n: "val" for n in names[n_test : n_test + n_val]
+    }
+    images = [
+        {"filename": n, "imgid": i, "split": split_of.get(n, "train"),
+         "sentences": [{"tokens": t, "raw": " ".join(t)} for t in captions[n]]}
+        for i, n in enumerate(sorted(captions))
+    ]  # fmt: skip
+    Path(out_json).write_text(json.dumps({"dataset": "custom", "images": images}))
+    counts = {s: sum(1 for im in images if im["split"] == s) for s in SPLITS}
+    return counts
