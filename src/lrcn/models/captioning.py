@@ -1,0 +1,332 @@
+"""Image captioning: one image in, a sentence out (LRCN paper, section 5).
+
+Three decoders, each trained with teacher forcing (the true previous word is the input) and
+decoded with :mod:`lrcn.decoding` through one ``step(tokens, state)`` function:
+
+* ``show_and_tell`` (Vinyals et al., CVPR 2015): the image embedding is the LSTM's first input;
+  the words follow.
+* ``lrcn_captioner`` (Donahue et al., CVPR 2015, "LRCN2f"): a first LSTM sees only the embedded
+  previous word; a second LSTM sees the first one's output and the image features at every
+  step; a linear layer scores the vocabulary. ``factored=False`` is the unfactored variant:
+  one LSTM stack sees word and image together from the first layer.
+* ``show_attend_tell`` (Xu et al., ICML 2015): at every word, soft attention over the CNN's
+  feature grid gives a context vector, scaled by a gate β = σ(f_β(h)), fed to an LSTM cell with
+  the word; the doubly stochastic regulariser λ Σ_p (1 - Σ_t α_tp)² pushes attention to cover
+  the whole image over the sentence.
+
+Captions are id tensors ``(B, L)`` that start with ``<start>`` and end with ``<end>`` then
+``<pad>``; the model predicts tokens 1..L-1 from tokens 0..L-2.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from lrcn.backbones import Backbone
+from lrcn.models._registry import register_model
+from lrcn.nn import LSTM, LSTMCell, SoftAttention
+
+FeatureKind = Literal["pooled", "grid"]
+State = dict[str, Tensor]
+
+__all__ = ["CaptionOutput", "ImageCaptioner", "caption_loss"]
+
+
+class CaptionOutput(NamedTuple):
+    """``logits (B, L-1, V)`` for tokens 1..L-1; ``alphas (B, L-1, P)`` for attention models."""
+
+    logits: Tensor
+    alphas: Tensor | None = None
+
+
+def caption_loss(
+    output: CaptionOutput, captions: Tensor, pad_id: int = 0, attention_weight: float = 0.0
+) -> Tensor:
+    """Cross-entropy over real tokens, plus the doubly stochastic attention regulariser."""
+    targets = captions[:, 1:]  # (B, L-1)
+    loss = F.cross_entropy(output.logits.flatten(0, 1), targets.flatten(), ignore_index=pad_id)
+    if output.alphas is not None and attention_weight > 0:
+        mask = (targets != pad_id).unsqueeze(2)  # (B, L-1, 1): attention at real words only
+        coverage = (output.alphas * mask).sum(dim=1)  # (B, P)
+        loss = loss + attention_weight * ((1.0 - coverage) ** 2).mean()
+    return loss
+
+
+def _batch_first_state(h: Tensor, c: Tensor) -> State:
+    return {"h": h.transpose(0, 1).contiguous(), "c": c.transpose(0, 1).contiguous()}
+
+
+def _layer_first(state: State, prefix: str = "") -> tuple[Tensor, Tensor]:
+    return state[prefix + "h"].transpose(0, 1).contiguous(), state[prefix + "c"].transpose(
+        0, 1
+    ).contiguous()
+
+
+# --------------------------------------------------------------------------------------------
+# Decoders: image features + caption ids -> CaptionOutput; init_state / step for decoding
+# --------------------------------------------------------------------------------------------
+
+
+class ShowAndTellDecoder(nn.Module):
+    """Image embedding as the first LSTM input, then the words."""
+
+    feature_kind: FeatureKind = "pooled"
+
+    def __init__(
+        self,
+        feature_size: int,
+        vocab_size: int,
+        embed_size: int = 256,
+        hidden_size: int = 512,
+        num_layers: int = 1,
+        dropout: float = 0.5,
+    ) -> None:
+        super().__init__()
+        self.image_embed = nn.Linear(feature_size, embed_size)
+        self.word_embed = nn.Embedding(vocab_size, embed_size, padding_idx=0)
+        self.lstm = LSTM(embed_size, hidden_size, num_layers, batch_first=True,
+                         dropout=dropout if num_layers > 1 else 0.0)  # fmt: skip
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(hidden_size, vocab_size)
+
+    def forward(self, features: Tensor, captions: Tensor) -> CaptionOutput:
+        """``features (B, D)``, ``captions (B, L)`` -> logits for tokens 1..L-1."""
+        image = self.image_embed(features).unsqueeze(1)  # (B, 1, E): the step before <start>
+        words = self.word_embed(captions[:, :-1])  # (B, L-1, E)
+        hidden, _ = self.lstm(self.dropout(torch.cat([image, words], dim=1)))  # (B, L, H)
+        return CaptionOutput(self.classifier(self.dropout(hidden[:, 1:])))  # (B, L-1, V)
+
+    def init_state(self, features: Tensor) -> State:
+        _, (h, c) = self.lstm(self.image_embed(features).unsqueeze(1))  # feed the image once
+        return _batch_first_state(h, c)
+
+    def step(self, tokens: Tensor, state: State) -> tuple[Tensor, State]:
+        out, (h, c) = self.lstm(self.word_embed(tokens).unsqueeze(1), _layer_first(state))
+        return self.classifier(out[:, 0]).log_softmax(dim=-1), _batch_first_state(h, c)
+
+
+class LRCNDecoder(nn.Module):
+    """Factored: LSTM 1 on words, LSTM 2 on (LSTM 1 output, image). Unfactored: one stack on
+    (word, image)."""
+
+    feature_kind: FeatureKind = "pooled"
+
+    def __init__(
+        self,
+        feature_size: int,
+        vocab_size: int,
+        embed_size: int = 256,
+        hidden_size: int = 512,
+        factored: bool = True,
+        num_layers: int = 2,
+        dropout: float = 0.5,
+    ) -> None:
+        super().__init__()
+        self.factored = factored
+        self.word_embed = nn.Embedding(vocab_size, embed_size, padding_idx=0)
+        self.image_proj = nn.Linear(feature_size, embed_size)
+        self.dropout = nn.Dropout(dropout)
+        if factored:
+            self.language = LSTM(embed_size, hidden_size, batch_first=True)
+            self.multimodal = LSTM(hidden_size + embed_size, hidden_size, batch_first=True)
+        else:
+            self.multimodal = LSTM(2 * embed_size, hidden_size, num_layers, batch_first=True,
+                                   dropout=dropout if num_layers > 1 else 0.0)  # fmt: skip
+        self.classifier = nn.Linear(hidden_size, vocab_size)
+
+    def _run(self, words: Tensor, image: Tensor, state: State | None) -> tuple[Tensor, State]:
+        """``words (B, T, E)``, ``image (B, E)`` -> hidden ``(B, T, H)`` and the new state."""
+        image_t = image.unsqueeze(1).expand(-1, words.shape[1], -1)  # the image at every step
+        new: State = {}
+        if self.factored:
+            lang, (h1, c1) = self.language(
+                words, None if state is None else _layer_first(state, "l_")
+            )
+            new |= {"l_" + k: v for k, v in _batch_first_state(h1, c1).items()}
+            inputs = torch.cat([self.dropout(lang), image_t], dim=2)
+        else:
+            inputs = torch.cat([words, image_t], dim=2)
+        hidden, (h2, c2) = self.multimodal(
+            inputs, None if state is None else _layer_first(state, "m_")
+        )
+        new |= {"m_" + k: v for k, v in _batch_first_state(h2, c2).items()}
+        return hidden, new
+
+    def forward(self, features: Tensor, captions: Tensor) -> CaptionOutput:
+        words = self.dropout(self.word_embed(captions[:, :-1]))  # (B, L-1, E)
+        hidden, _ = self._run(words, self.image_proj(features), None)
+        return CaptionOutput(self.classifier(self.dropout(hidden)))
+
+    def init_state(self, features: Tensor) -> State:
+        batch = features.shape[0]
+        h = features.new_zeros(batch, 1, self.multimodal.hidden_size)
+        state = {"m_h": h.expand(-1, self.multimodal.num_layers, -1).contiguous(),
+                 "m_c": h.expand(-1, self.multimodal.num_layers, -1).contiguous(),
+                 "image": self.image_proj(features)}  # fmt: skip
+        if self.factored:
+            state |= {"l_h": h.clone(), "l_c": h.clone()}
+        return state
+
+    def step(self, tokens: Tensor, state: State) -> tuple[Tensor, State]:
+        hidden, new = self._run(self.word_embed(tokens).unsqueeze(1), state["image"], state)
+        new["image"] = state["image"]
+        return self.classifier(hidden[:, 0]).log_softmax(dim=-1), new
+
+
+class ShowAttendTellDecoder(nn.Module):
+    """Soft attention over the feature grid at every word, with the gating scalar β."""
+
+    feature_kind: FeatureKind = "grid"
+
+    def __init__(
+        self,
+        feature_size: int,
+        vocab_size: int,
+        embed_size: int = 256,
+        hidden_size: int = 512,
+        attention_size: int = 256,
+        dropout: float = 0.5,
+    ) -> None:
+        super().__init__()
+        self.attention = SoftAttention(feature_size, hidden_size, attention_size)
+        self.word_embed = nn.Embedding(vocab_size, embed_size, padding_idx=0)
+        self.init_h = nn.Linear(feature_size, hidden_size)
+        self.init_c = nn.Linear(feature_size, hidden_size)
+        self.gate = nn.Linear(hidden_size, feature_size)  # f_β
+        self.cell = LSTMCell(embed_size + feature_size, hidden_size)
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(hidden_size, vocab_size)
+
+    def init_state(self, features: Tensor) -> State:
+        """``features (B, P, D)``: h0, c0 from the mean feature; the projection done once."""
+        mean = features.mean(dim=1)  # (B, D)
+        return {
+            "h": torch.tanh(self.init_h(mean)),
+            "c": torch.tanh(self.init_c(mean)),
+            "features": features,
+            "projected": self.attention.project_features(features),
+        }
+
+    def _advance(self, words: Tensor, state: State) -> tuple[Tensor, Tensor, State]:
+        """One word ``(B, E)`` -> hidden ``(B, H)``, attention ``(B, P)``, the new state."""
+        context, alpha = self.attention(state["features"], state["h"], projected=state["projected"])
+        context = torch.sigmoid(self.gate(state["h"])) * context  # (B, D), gated
+        h, c = self.cell(torch.cat([words, context], dim=1), (state["h"], state["c"]))
+        return h, alpha, {**state, "h": h, "c": c}
+
+    def forward(self, features: Tensor, captions: Tensor) -> CaptionOutput:
+        """``features (B, P, D)``, ``captions (B, L)`` -> logits and attention per step."""
+        state = self.init_state(features)
+        words = self.word_embed(captions[:, :-1])  # (B, L-1, E)
+        hiddens, alphas = [], []
+        for w in words.unbind(1):  # attention depends on h, so the steps run one by one
+            h, alpha, state = self._advance(w, state)
+            hiddens.append(h)
+            alphas.append(alpha)
+        logits = self.classifier(self.dropout(torch.stack(hiddens, dim=1)))  # (B, L-1, V)
+        return CaptionOutput(logits, torch.stack(alphas, dim=1))  # alphas (B, L-1, P)
+
+    def step(self, tokens: Tensor, state: State) -> tuple[Tensor, State]:
+        h, alpha, state = self._advance(self.word_embed(tokens), state)
+        return self.classifier(h).log_softmax(dim=-1), {**state, "alpha": alpha}
+
+
+# --------------------------------------------------------------------------------------------
+# The whole model
+# --------------------------------------------------------------------------------------------
+
+
+class ImageCaptioner(nn.Module):
+    """A backbone and a decoder. ``features(images)`` -> what the decoder reads."""
+
+    def __init__(
+        self, backbone: Backbone, decoder: nn.Module, freeze_backbone: bool = True
+    ) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.decoder = decoder
+        self.freeze_backbone = freeze_backbone
+        self.feature_kind: FeatureKind = decoder.feature_kind  # type: ignore[assignment]
+        if freeze_backbone:
+            self.backbone.requires_grad_(False)
+
+    def train(self, mode: bool = True) -> ImageCaptioner:
+        super().train(mode)
+        if self.freeze_backbone:
+            self.backbone.eval()
+        return self
+
+    def features(self, images: Tensor) -> Tensor:
+        """``images (B, 3, H, W)`` -> pooled ``(B, D)`` or grid ``(B, P, D)`` per the decoder."""
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_backbone):
+            if self.feature_kind == "pooled":
+                return self.backbone(images)
+            grid = self.backbone.forward_features(images)  # (B, D, h, w)
+            return grid.flatten(2).transpose(1, 2)  # (B, P=h*w, D)
+
+    def forward(self, images: Tensor, captions: Tensor) -> CaptionOutput:
+        return self.decoder(self.features(images), captions)
+
+
+# --------------------------------------------------------------------------------------------
+# Builders
+# --------------------------------------------------------------------------------------------
+
+
+@register_model
+def show_and_tell(
+    *,
+    backbone: Backbone,
+    vocab_size: int,
+    embed_size: int = 256,
+    hidden_size: int = 512,
+    num_layers: int = 1,
+    dropout: float = 0.5,
+    freeze_backbone: bool = True,
+) -> ImageCaptioner:
+    """Show and Tell: the image is the LSTM's first input."""
+    decoder = ShowAndTellDecoder(
+        backbone.out_features, vocab_size, embed_size, hidden_size, num_layers, dropout
+    )
+    return ImageCaptioner(backbone, decoder, freeze_backbone)
+
+
+@register_model
+def lrcn_captioner(
+    *,
+    backbone: Backbone,
+    vocab_size: int,
+    embed_size: int = 256,
+    hidden_size: int = 512,
+    factored: bool = True,
+    num_layers: int = 2,
+    dropout: float = 0.5,
+    freeze_backbone: bool = True,
+) -> ImageCaptioner:
+    """The LRCN captioner, factored (default) or unfactored."""
+    decoder = LRCNDecoder(
+        backbone.out_features, vocab_size, embed_size, hidden_size, factored, num_layers, dropout
+    )
+    return ImageCaptioner(backbone, decoder, freeze_backbone)
+
+
+@register_model
+def show_attend_tell(
+    *,
+    backbone: Backbone,
+    vocab_size: int,
+    embed_size: int = 256,
+    hidden_size: int = 512,
+    attention_size: int = 256,
+    dropout: float = 0.5,
+    freeze_backbone: bool = True,
+) -> ImageCaptioner:
+    """Show, Attend and Tell with soft attention over the backbone's feature grid."""
+    decoder = ShowAttendTellDecoder(
+        backbone.out_features, vocab_size, embed_size, hidden_size, attention_size, dropout
+    )
+    return ImageCaptioner(backbone, decoder, freeze_backbone)
