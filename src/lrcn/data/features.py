@@ -20,8 +20,10 @@ import numpy as np
 import torch
 
 from lrcn.backbones import Backbone
-from lrcn.data.items import OnError, Problem, VideoItem
+from lrcn.data.items import OnError, Problem
 from lrcn.data.video_io import VideoError, read_frames
+
+FrameLoader = Callable[[Path], np.ndarray]  # a file -> uint8 (T, H, W, 3)
 
 __all__ = ["FeatureCache"]
 
@@ -35,56 +37,58 @@ class FeatureCache:
         self.folder = Path(root) / self.key
         self.identity = identity
 
-    def path_for(self, item: VideoItem) -> Path:
-        """One file per video, named by its absolute path (so two data sets never collide)."""
-        digest = hashlib.sha1(str(Path(item.path).resolve()).encode()).hexdigest()[:16]
-        return self.folder / f"{Path(item.path).stem}-{digest}.npy"
+    def path_for(self, source: str | Path) -> Path:
+        """One file per video or image, named by its absolute path (no collisions)."""
+        digest = hashlib.sha1(str(Path(source).resolve()).encode()).hexdigest()[:16]
+        return self.folder / f"{Path(source).stem}-{digest}.npy"
 
-    def has(self, item: VideoItem) -> bool:
-        return self.path_for(item).is_file()
+    def has(self, source: str | Path) -> bool:
+        return self.path_for(source).is_file()
 
-    def load(self, item: VideoItem) -> np.ndarray:
-        """Cached features of ``item`` (memory-mapped, float16)."""
-        path = self.path_for(item)
+    def load(self, source: str | Path) -> np.ndarray:
+        """Cached features of ``source`` (memory-mapped, float16), ``(T, ...)``."""
+        path = self.path_for(source)
         try:
             return np.load(path, mmap_mode="r")
         except (OSError, ValueError) as err:
             raise VideoError(
-                item.path, f"cached features {path} unreadable ({err}); delete it"
+                source, f"cached features {path} unreadable ({err}); delete it"
             ) from None
 
-    def missing(self, items: Sequence[VideoItem]) -> list[VideoItem]:
-        return [item for item in items if not self.has(item)]
+    def missing(self, sources: Sequence[str | Path]) -> list[Path]:
+        return [Path(s) for s in sources if not self.has(s)]
 
     def extract(
         self,
-        items: Sequence[VideoItem],
+        sources: Sequence[str | Path],
         backbone: Backbone,
         kind: str,
         device: torch.device,
         batch_frames: int = 64,
         on_error: OnError = "raise",
         progress: Callable[[int, int], None] | None = None,
+        load_frames: FrameLoader = read_frames,
     ) -> list[Problem]:
-        """Compute and store features for every item not cached yet; return skipped videos.
+        """Compute and store features for every source not cached yet; return skipped ones.
 
-        Each video is decoded once, center-cropped with the backbone's preset and run through
-        the backbone ``batch_frames`` frames at a time, in inference mode.
+        Each video (or image: one frame) is read once, center-cropped with the backbone's
+        preset and run through the backbone ``batch_frames`` frames at a time, in inference
+        mode.
         """
         self.folder.mkdir(parents=True, exist_ok=True)
         (self.folder / "identity.json").write_text(json.dumps(self.identity, indent=1))
-        todo = self.missing(items)
+        todo = self.missing(sources)
         skipped: list[Problem] = []
         backbone = backbone.to(device).eval()
         if device.type == "cpu":
             backbone = backbone.to(memory_format=torch.channels_last)
-        for done, item in enumerate(todo, start=1):
+        for done, source in enumerate(todo, start=1):
             try:
-                frames = read_frames(item.path)  # (T, H, W, 3)
+                frames = load_frames(source)  # (T, H, W, 3)
             except VideoError as err:
                 if on_error == "raise":
                     raise
-                skipped.append(Problem(str(item.path), str(err)))
+                skipped.append(Problem(str(source), str(err)))
                 continue
             outputs = []
             with torch.inference_mode():
@@ -95,7 +99,7 @@ class FeatureCache:
                         x = x.contiguous(memory_format=torch.channels_last)
                     out = backbone(x) if kind == "pooled" else backbone.forward_features(x)
                     outputs.append(out.float().cpu().numpy().astype(np.float16))
-            path = self.path_for(item)
+            path = self.path_for(source)
             tmp = path.with_suffix(".tmp.npy")
             np.save(tmp, np.concatenate(outputs))
             tmp.replace(path)  # a killed extraction never leaves a truncated cache file

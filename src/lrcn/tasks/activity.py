@@ -130,7 +130,7 @@ def _frame_counts(
     for item in items:
         try:
             count = (
-                len(cache.load(item)) if cache is not None else probe_video(item.path).num_frames
+                len(cache.load(item.path)) if cache is not None else probe_video(item.path).num_frames
             )
         except VideoError as err:
             if on_error == "raise":
@@ -155,7 +155,7 @@ def _inputs(
     cache = None
     if model.freeze_backbone:
         cache = feature_cache(config, model.backbone, model.feature_kind)
-        missing = cache.missing(items)
+        missing = cache.missing([item.path for item in items])
         if missing and extract:
             log(
                 f"extracting {model.backbone.name} features of {len(missing)} videos "
@@ -171,6 +171,13 @@ def _inputs(
     return kept, counts, cache
 
 
+def _cached(cache: FeatureCache | None) -> Callable[[VideoItem], np.ndarray] | None:
+    """The clip datasets' feature source: a video's cached features, or None (decode)."""
+    if cache is None:
+        return None
+    return lambda item: cache.load(item.path)
+
+
 def _eval_set(config: ActivityConfig, model: VideoClassifier, items, counts, cache) -> EvalVideos:  # type: ignore[no-untyped-def]
     d = config.data
     return EvalVideos(
@@ -181,7 +188,7 @@ def _eval_set(config: ActivityConfig, model: VideoClassifier, items, counts, cac
         d.stride,
         d.frame_step,
         d.short_video,
-        features=cache.load if cache is not None else None,
+        features=_cached(cache),
         on_error=d.on_error,
     )
 
@@ -370,7 +377,7 @@ def train(
         config.train.clips_per_video,
         config.train.seed,
         augment=not features,
-        features=cache.load if cache is not None else None,
+        features=_cached(cache),
         on_error=d.on_error,
     )
     eval_set = _eval_set(config, model, test_items, test_counts, test_cache)
