@@ -59,6 +59,10 @@ class Bundle:
     metadata: dict[str, Any]
     path: Path
 
+    @property
+    def task(self) -> str:
+        return str(self.config.get("task"))
+
 
 def save_bundle(
     folder: str | Path,

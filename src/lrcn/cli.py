@@ -86,6 +86,13 @@ def _log(message: str) -> None:
     typer.echo(message, err=True)
 
 
+def _task_module(task: str) -> Any:
+    """The pipeline module of a task (lrcn.tasks.<task>)."""
+    import importlib
+
+    return importlib.import_module(f"lrcn.tasks.{task}")
+
+
 def _default_run_dir(config_path: Path) -> Path:
     base = Path("runs") / config_path.stem
     run, n = base, 1
@@ -111,15 +118,22 @@ def train(
 ) -> None:
     """Train a model; writes checkpoints, metrics and curves into a run folder."""
     from lrcn.config import load_config
-    from lrcn.tasks.activity import train as train_run
 
     if resume is not None:
         if config is not None or set_:
             raise typer.BadParameter(
                 "--resume continues a run with its saved config; drop CONFIG and --set"
             )
+        import yaml
+
+        saved = resume / "config.yaml"
+        if not saved.is_file():
+            raise FileNotFoundError(f"{resume}: no config.yaml; is this a run folder?")
+        task = yaml.safe_load(saved.read_text()).get("task")
         with _progress() as progress:
-            report = train_run(None, resume, resume=True, log=_log, progress=progress)
+            report = _task_module(task).train(
+                None, resume, resume=True, log=_log, progress=progress
+            )
     else:
         if config is None:
             raise typer.BadParameter("give a CONFIG file, or --resume RUN_DIR")
@@ -127,8 +141,8 @@ def train(
         run = out or _default_run_dir(config)
         _log(f"run folder: {run}")
         with _progress() as progress:
-            report = train_run(cfg, run, log=_log, progress=progress)
-    typer.echo(f"best video top-1 {report['best_video_top1']:.3f}; run folder {report['run']}")
+            report = _task_module(cfg.task).train(cfg, run, log=_log, progress=progress)
+    typer.echo(report["summary"])
 
 
 @app.command()
@@ -199,9 +213,10 @@ def extract_features(
 ) -> None:
     """Run the frozen backbone over every video once and cache its features for training."""
     from lrcn.config import load_config
+    from lrcn.tasks.activity import as_activity
     from lrcn.tasks.activity import extract_features as extract
 
-    report = extract(load_config(config, set_ or []), log=_log)
+    report = extract(as_activity(load_config(config, set_ or [])), log=_log)
     typer.echo(f"{report['videos']} videos, {report['frames']} frames cached in {report['cache']}")
     if report["skipped"]:
         typer.echo("skipped:\n  " + "\n  ".join(report["skipped"]))
@@ -216,10 +231,12 @@ def flow(
 ) -> None:
     """Compute optical flow images (x, y, magnitude) for a data set, in the same layout."""
     from lrcn.config import load_config
-    from lrcn.tasks.activity import compute_flow
+    from lrcn.tasks.activity import as_activity, compute_flow
 
     with _progress() as progress:
-        report = compute_flow(load_config(config, set_ or []), out, log=_log, progress=progress)
+        report = compute_flow(
+            as_activity(load_config(config, set_ or [])), out, log=_log, progress=progress
+        )
     typer.echo(f"flow of {report['videos']} videos in {report['flow_root']}")
     typer.echo(f"train a flow model with: --set data.root={report['flow_root']}")
     if report["skipped"]:

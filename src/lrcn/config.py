@@ -16,7 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 __all__ = [
     "ActivityConfig",
+    "CaptioningConfig",
     "ConfigError",
+    "TaskConfig",
     "apply_overrides",
     "config_to_yaml",
     "load_config",
@@ -117,7 +119,71 @@ class ActivityConfig(_Strict):
     train: TrainConfig = Field(default_factory=TrainConfig)
 
 
-_TASKS: dict[str, type[BaseModel]] = {"activity": ActivityConfig}
+class CaptionDataConfig(_Strict):
+    """Images with reference captions."""
+
+    format: Literal["flickr8k", "karpathy", "coco"]
+    root: Path  # flickr8k: the folder with Flicker8k_Dataset/; karpathy/coco: the image folder
+    annotations: Path | None = None  # karpathy: dataset_*.json; coco: captions_train2014.json
+    val_annotations: Path | None = None  # coco: captions_val2014.json
+    val_root: Path | None = None  # coco: the val2014 image folder
+    min_count: int = Field(5, ge=1)  # words seen fewer times become <unk>
+    max_len: int = Field(20, ge=1)  # caption tokens kept for training (longer ones are cut)
+    on_error: Literal["raise", "skip"] = "raise"
+    num_workers: int = Field(2, ge=0)
+
+
+class ShowAndTellConfig(_BackboneConfig):
+    name: Literal["show_and_tell"]
+    embed_size: int = Field(256, ge=1)
+    hidden_size: int = Field(512, ge=1)
+    num_layers: int = Field(1, ge=1)
+    dropout: float = Field(0.5, ge=0, lt=1)
+
+
+class LRCNCaptionerConfig(_BackboneConfig):
+    name: Literal["lrcn_captioner"]
+    embed_size: int = Field(256, ge=1)
+    hidden_size: int = Field(512, ge=1)
+    factored: bool = True
+    num_layers: int = Field(2, ge=1)  # layers of the unfactored stack (factored: always 2)
+    dropout: float = Field(0.5, ge=0, lt=1)
+
+
+class ShowAttendTellConfig(_BackboneConfig):
+    name: Literal["show_attend_tell"]
+    embed_size: int = Field(256, ge=1)
+    hidden_size: int = Field(512, ge=1)
+    attention_size: int = Field(256, ge=1)
+    dropout: float = Field(0.5, ge=0, lt=1)
+    attention_regularization: float = Field(1.0, ge=0)  # λ of the doubly stochastic term
+
+
+CaptionModelConfig = Annotated[
+    ShowAndTellConfig | LRCNCaptionerConfig | ShowAttendTellConfig, Field(discriminator="name")
+]
+
+
+class DecodeConfig(_Strict):
+    """How captions are generated at evaluation and prediction."""
+
+    beam_size: int = Field(3, ge=1)  # 1 = greedy
+    max_len: int = Field(20, ge=1)
+    length_penalty: float = Field(0.0, ge=0)  # GNMT alpha; 0 ranks by log-probability
+
+
+class CaptioningConfig(_Strict):
+    """A whole image-captioning experiment."""
+
+    task: Literal["captioning"]
+    data: CaptionDataConfig
+    model: CaptionModelConfig
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    decode: DecodeConfig = Field(default_factory=DecodeConfig)
+
+
+TaskConfig = ActivityConfig | CaptioningConfig
+_TASKS: dict[str, type[BaseModel]] = {"activity": ActivityConfig, "captioning": CaptioningConfig}
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -163,7 +229,7 @@ def _key_lines(text: str) -> dict[tuple[str, ...], int]:
     return lines
 
 
-def load_config(path: str | Path, overrides: list[str] | None = None) -> ActivityConfig:
+def load_config(path: str | Path, overrides: list[str] | None = None) -> TaskConfig:
     """Read, override and validate a config file.
 
     Raises:
@@ -188,7 +254,7 @@ def validate_config(
     raw: dict[str, Any],
     source: str = "<config>",
     key_lines: dict[tuple[str, ...], int] | None = None,
-) -> ActivityConfig:
+) -> TaskConfig:
     """Validate a config dict (see :func:`load_config`)."""
     task = raw.get("task")
     if task not in _TASKS:
@@ -197,15 +263,25 @@ def validate_config(
         config = _TASKS[task].model_validate(raw)
     except ValidationError as err:
         raise ConfigError(_describe(err, source, key_lines or {})) from None
-    assert isinstance(config, ActivityConfig)
+    assert isinstance(config, ActivityConfig | CaptioningConfig)
     return config
+
+
+_MODEL_TAGS = {
+    "lrcn",
+    "single_frame",
+    "cnn_convlstm",
+    "show_and_tell",
+    "lrcn_captioner",
+    "show_attend_tell",
+}
 
 
 def _describe(err: ValidationError, source: str, key_lines: dict[tuple[str, ...], int]) -> str:
     problems = []
     for e in err.errors():
         # Drop the discriminator tag pydantic inserts into the path ("model.lrcn.hidden").
-        loc = [str(p) for p in e["loc"] if p not in ("lrcn", "single_frame", "cnn_convlstm")]
+        loc = [str(p) for p in e["loc"] if p not in _MODEL_TAGS]
         key = ".".join(loc) or "(top level)"
         line = None
         for n in range(len(loc), 0, -1):

@@ -63,7 +63,7 @@ def run_activity_demo(
     """Run the whole demo into ``out``; return each model's metrics and one prediction."""
     from lrcn.config import validate_config
     from lrcn.data.synthetic import write_order_ucf101
-    from lrcn.tasks.activity import evaluate, predict, train
+    from lrcn.tasks.activity import as_activity, evaluate, predict, train
 
     out = Path(out)
     data_root = out / "data" / "UCF-101"
@@ -81,7 +81,7 @@ def run_activity_demo(
             log(f"{name}: reusing the trained run in {run}")
         else:
             log(f"training {name} ({config_path})")
-            train(validate_config(raw, source=str(config_path)), run, log=log)
+            train(as_activity(validate_config(raw, source=str(config_path))), run, log=log)
         metrics = evaluate(run, log=log)
         results[name] = {
             "run": str(run),

@@ -29,7 +29,14 @@ from torch import Tensor, nn
 
 from lrcn.backbones import Backbone, Preprocess, create_backbone
 from lrcn.checkpoint import load_bundle, load_train_state, save_bundle, save_train_state
-from lrcn.config import ActivityConfig, VideoDataConfig, config_to_yaml, validate_config
+from lrcn.config import (
+    ActivityConfig,
+    ConfigError,
+    TaskConfig,
+    VideoDataConfig,
+    config_to_yaml,
+    validate_config,
+)
 from lrcn.data.clips import EvalVideos, TrainClips, collate_eval, collate_train
 from lrcn.data.features import FeatureCache
 from lrcn.data.formats.folders import read_folders
@@ -47,6 +54,13 @@ Progress = Callable[[str, int, int], None]
 __all__ = ["build_model", "evaluate", "predict", "read_split", "train"]
 
 _MODEL_ONLY_KEYS = ("name", "backbone", "backbone_weights", "pretrained", "image_size")
+
+
+def as_activity(config: TaskConfig) -> ActivityConfig:
+    """``config`` as an activity config, or a clear error naming its task."""
+    if not isinstance(config, ActivityConfig):
+        raise ConfigError(f"this command is for task 'activity'; the config is for {config.task!r}")
+    return config
 
 
 def build_model(
@@ -130,7 +144,9 @@ def _frame_counts(
     for item in items:
         try:
             count = (
-                len(cache.load(item.path)) if cache is not None else probe_video(item.path).num_frames
+                len(cache.load(item.path))
+                if cache is not None
+                else probe_video(item.path).num_frames
             )
         except VideoError as err:
             if on_error == "raise":
@@ -334,7 +350,7 @@ def train(
             raise FileNotFoundError(f"{run}: no config.yaml; is this a run folder?")
         import yaml
 
-        config = validate_config(yaml.safe_load(saved.read_text()), source=str(saved))
+        config = as_activity(validate_config(yaml.safe_load(saved.read_text()), source=str(saved)))
     elif config is None:
         raise ValueError("train: a config is needed unless resuming")
     elif (run / "last").exists():
@@ -476,8 +492,11 @@ def train(
         "feature_cache": str(cache.folder) if cache is not None else None,
         "best_video_top1": best,
         "final": history[-1]["metrics"] if history else {},
+        "summary": f"best video top-1 {best:.3f}; run folder {run}",
     }
-    (run / "report.json").write_text(json.dumps(report, indent=1))
+    (run / "report.json").write_text(
+        json.dumps({k: v for k, v in report.items() if k != "summary"}, indent=1)
+    )
     return report
 
 
@@ -529,8 +548,10 @@ def evaluate(
     from lrcn.config import apply_overrides
 
     bundle = load_bundle(run_dir, which=which)
-    config = validate_config(
-        apply_overrides(bundle.config, overrides or []), source=f"{bundle.path}/bundle.json"
+    config = as_activity(
+        validate_config(
+            apply_overrides(bundle.config, overrides or []), source=f"{bundle.path}/bundle.json"
+        )
     )
     device = resolve_device(config.train.device)
     model = bundle.model.to(device)
@@ -627,7 +648,7 @@ def predict(
     """Top-k classes per video (all test clips, averaged). A video that cannot be read gets an
     ``error`` entry naming the problem; the others are still predicted."""
     bundle = load_bundle(run_dir, which=which)
-    config = validate_config(bundle.config)
+    config = as_activity(validate_config(bundle.config))
     dev = resolve_device(device)
     model = bundle.model.to(dev)
     assert isinstance(model, VideoClassifier)
