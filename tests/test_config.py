@@ -77,6 +77,6 @@ def test_bad_files(tmp_path):
         load_config(tmp_path / "none.yaml")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(_write(tmp_path, "task: [activity\n"))
-    with pytest.raises(ConfigError, match=r"task: expected one of \['activity'\]"):
+    with pytest.raises(ConfigError, match=r"task: expected one of \['activity', 'captioning'\]"):
         load_config(_write(tmp_path, "task: segmentation\n"))
     assert apply_overrides({"a": {"b": 1}}, ["a.c=2"]) == {"a": {"b": 1, "c": 2}}
