@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["plot_confusion", "plot_curves"]
+__all__ = ["plot_confusion", "plot_curves", "save_figure"]
+
+
+def save_figure(fig: Any, path: Any, dpi: int = 110) -> None:
+    """Save a figure as PNG (tight bounding box) and free it."""
+    plt = _pyplot()
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
 
 
 def _pyplot() -> Any:
@@ -40,9 +47,10 @@ def plot_curves(history: Sequence[dict[str, Any]], title: str = "Training") -> A
         ]
         if points:
             ax_acc.plot(*zip(*points, strict=True), marker="o", label=name)
-    ax_acc.set_ylim(0, 1.02)
+    values = [h["metrics"][n] for h in history for n in names if n in h.get("metrics", {})]
+    ax_acc.set_ylim(0, max(1.02, max(values, default=0) * 1.05))
     ax_acc.set_xlabel("epoch")
-    ax_acc.set_ylabel("accuracy on the test split")
+    ax_acc.set_ylabel("evaluation metric")
     ax_acc.grid(alpha=0.3)
     if names:
         ax_acc.legend()

@@ -18,7 +18,6 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +27,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lrcn.backbones import Backbone, Preprocess, create_backbone
-from lrcn.checkpoint import load_bundle, load_train_state, save_bundle, save_train_state
+from lrcn.checkpoint import load_bundle, save_bundle
 from lrcn.config import (
     ActivityConfig,
     ConfigError,
     TaskConfig,
     VideoDataConfig,
-    config_to_yaml,
     validate_config,
 )
 from lrcn.data.clips import EvalVideos, TrainClips, collate_eval, collate_train
@@ -46,7 +44,9 @@ from lrcn.data.items import DataError, Problem, VideoItem, VideoSplit
 from lrcn.data.video_io import VideoError, probe_video
 from lrcn.models import create_model
 from lrcn.models.activity import VideoClassifier
-from lrcn.training.loop import EpochResult, LoopSettings, fit
+from lrcn.plots import save_figure
+from lrcn.training.loop import LoopSettings, fit
+from lrcn.training.run import RunRecorder, open_run
 
 Log = Callable[[str], None]
 Progress = Callable[[str, int, int], None]
@@ -343,22 +343,8 @@ def train(
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Train a run, or with ``resume`` continue one from its saved config (``config`` None)."""
-    run = Path(run_dir)
-    if resume:
-        saved = run / "config.yaml"
-        if not saved.is_file():
-            raise FileNotFoundError(f"{run}: no config.yaml; is this a run folder?")
-        import yaml
-
-        config = as_activity(validate_config(yaml.safe_load(saved.read_text()), source=str(saved)))
-    elif config is None:
-        raise ValueError("train: a config is needed unless resuming")
-    elif (run / "last").exists():
-        raise FileExistsError(
-            f"{run} already holds a run; use --resume to continue it or another --out"
-        )
-    run.mkdir(parents=True, exist_ok=True)
-    (run / "config.yaml").write_text(config_to_yaml(config))
+    run, task_config = open_run(run_dir, config, resume)
+    config = as_activity(task_config)
     config_dict = config.model_dump(mode="json")
 
     split = read_split(config.data)
@@ -400,18 +386,15 @@ def train(
 
     optimizer = _optimizer(config, model)
     scheduler = _scheduler(config, optimizer)
-    history: list[dict[str, Any]] = []
-    best = -1.0
-    start_epoch = 0
-    if resume:
-        bundle = load_bundle(run, which="last", device=device)
-        model.load_state_dict(bundle.model.state_dict())
-        state = load_train_state(run / "last")
-        optimizer.load_state_dict(state["optimizer"])
-        if scheduler is not None and state.get("scheduler") is not None:
-            scheduler.load_state_dict(state["scheduler"])
-        start_epoch, best, history = state["epoch"] + 1, state["best"], json.loads(state["history"])
-        log(f"resuming {run} after epoch {start_epoch}")
+
+    def bundle_to(folder: Path, extra: dict[str, Any]) -> None:
+        save_bundle(folder, model, config_dict, split.classes, model.backbone.preprocess, extra)
+
+    recorder = RunRecorder(
+        run, bundle_to, "video_top1", optimizer, scheduler,
+        f"{config.model.name} on {Path(config.data.root).name}", log, config.train.epochs,
+    )  # fmt: skip
+    start_epoch = recorder.resume(model, device) if resume else 0
 
     def evaluate_now(m: nn.Module) -> dict[str, float]:
         assert isinstance(m, VideoClassifier)
@@ -420,41 +403,6 @@ def train(
         )
         summary = _summary(scores, split.classes)
         return {k: v for k, v in summary.items() if isinstance(v, float)}
-
-    def save_epoch(result: EpochResult) -> None:
-        nonlocal best
-        row = asdict(result)
-        history.append(row)
-        with (run / "metrics.jsonl").open("a") as f:
-            f.write(json.dumps({k: v for k, v in row.items() if k != "skipped"}) + "\n")
-        _write_metrics_csv(run / "metrics.csv", history)
-        extra = {"epoch": result.epoch, "metrics": result.metrics}
-        save_bundle(
-            run / "last", model, config_dict, split.classes, model.backbone.preprocess, extra
-        )
-        save_train_state(
-            run / "last",
-            {
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                "epoch": result.epoch,
-                "best": best,
-                "history": json.dumps(history),
-            },
-        )
-        score = result.metrics.get("video_top1")
-        if score is not None and score > best:
-            best = score
-            save_bundle(
-                run / "best", model, config_dict, split.classes, model.backbone.preprocess, extra
-            )
-        _save_figure(_curves(history, config), run / "curves.png")
-        shown = ", ".join(f"{k} {v:.3f}" for k, v in result.metrics.items() if k.endswith("top1"))
-        log(
-            f"epoch {result.epoch + 1}/{config.train.epochs}: loss {result.train_loss:.4f}"
-            + (f", {shown}" if shown else "")
-            + f" ({result.seconds:.1f} s training, {result.eval_seconds:.1f} s evaluating)"
-        )
 
     t = config.train
     settings = LoopSettings(
@@ -477,7 +425,7 @@ def train(
         device=device,
         evaluate=evaluate_now,
         start_epoch=start_epoch,
-        on_epoch_end=[save_epoch],
+        on_epoch_end=[recorder],
         progress=progress,
     )
     for r in results:
@@ -490,44 +438,11 @@ def train(
         "leaked_groups": leaks,
         "skipped": sorted({p.problem for p in skipped}),
         "feature_cache": str(cache.folder) if cache is not None else None,
-        "best_video_top1": best,
-        "final": history[-1]["metrics"] if history else {},
-        "summary": f"best video top-1 {best:.3f}; run folder {run}",
+        "best_video_top1": recorder.best,
+        "final": recorder.history[-1]["metrics"] if recorder.history else {},
     }
-    (run / "report.json").write_text(
-        json.dumps({k: v for k, v in report.items() if k != "summary"}, indent=1)
-    )
-    return report
-
-
-def _write_metrics_csv(path: Path, history: list[dict[str, Any]]) -> None:
-    metric_names = sorted({k for h in history for k in h["metrics"]})
-    with path.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["epoch", "train_loss", "lr", "seconds", *metric_names])
-        for h in history:
-            writer.writerow(
-                [
-                    h["epoch"] + 1,
-                    f"{h['train_loss']:.6f}",
-                    h["lr"],
-                    f"{h['seconds']:.2f}",
-                    *(h["metrics"].get(k, "") for k in metric_names),
-                ]
-            )
-
-
-def _curves(history: list[dict[str, Any]], config: ActivityConfig) -> Any:
-    from lrcn.plots import plot_curves
-
-    return plot_curves(history, title=f"{config.model.name} on {Path(config.data.root).name}")
-
-
-def _save_figure(fig: Any, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    recorder.write_report(report)
+    return report | {"summary": f"best video top-1 {recorder.best:.3f}; run folder {run}"}
 
 
 # --------------------------------------------------------------------------------------------
@@ -584,7 +499,7 @@ def evaluate(
         f"{config.model.name}: video top-1 {summary['video_top1']:.3f} "
         f"on {summary['videos']} videos"
     )
-    _save_figure(plot_confusion(summary["confusion"], split.classes, title), out / "confusion.png")
+    save_figure(plot_confusion(summary["confusion"], split.classes, title), out / "confusion.png")
     _write_predictions(out / "predictions.csv", scores, items, split.classes)
     root = Path(config.data.root)
     np.savez(

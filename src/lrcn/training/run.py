@@ -1,0 +1,135 @@
+"""A run folder, shared by every task: config, per-epoch metrics, curves, bundles, resume.
+
+::
+
+    config.yaml            the resolved config
+    metrics.jsonl/.csv     one row per epoch
+    curves.png             loss and metrics per epoch
+    best/ last/            checkpoint bundles (last/ also holds train_state.pt for --resume)
+    report.json            what the task reports at the end
+
+:class:`RunRecorder` is the loop's epoch-end callback: it appends the metrics, redraws the
+curves, saves ``last/`` with the training state and ``best/`` when the task's primary metric
+improves.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from torch import nn
+
+from lrcn.checkpoint import load_bundle, load_train_state, save_train_state
+from lrcn.config import TaskConfig, config_to_yaml, validate_config
+from lrcn.training.loop import EpochResult
+
+__all__ = ["RunRecorder", "open_run"]
+
+
+def open_run(
+    run_dir: str | Path, config: TaskConfig | None, resume: bool
+) -> tuple[Path, TaskConfig]:
+    """Create (or reopen with ``resume``) a run folder; returns it and the config to use."""
+    run = Path(run_dir)
+    if resume:
+        saved = run / "config.yaml"
+        if not saved.is_file():
+            raise FileNotFoundError(f"{run}: no config.yaml; is this a run folder?")
+        config = validate_config(yaml.safe_load(saved.read_text()), source=str(saved))
+    elif config is None:
+        raise ValueError("a config is needed unless resuming")
+    elif (run / "last").exists():
+        raise FileExistsError(
+            f"{run} already holds a run; use --resume to continue it or another --out"
+        )
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "config.yaml").write_text(config_to_yaml(config))
+    return run, config
+
+
+class RunRecorder:
+    """Epoch-end bookkeeping of one run; ``save_bundle(folder, extra)`` writes a bundle."""
+
+    def __init__(
+        self,
+        run: Path,
+        save_bundle: Callable[[Path, dict[str, Any]], None],
+        primary: str,
+        optimizer: torch.optim.Optimizer,
+        scheduler: torch.optim.lr_scheduler.LRScheduler | None,
+        title: str,
+        log: Callable[[str], None],
+        epochs: int,
+    ) -> None:
+        self.run = run
+        self.save_bundle = save_bundle
+        self.primary = primary
+        self.optimizer = optimizer
+        self.scheduler = scheduler
+        self.title = title
+        self.log = log
+        self.epochs = epochs
+        self.history: list[dict[str, Any]] = []
+        self.best = float("-inf")
+
+    def resume(self, model: nn.Module, device: torch.device) -> int:
+        """Load ``last/``'s weights, optimizer, scheduler and history; return the next epoch."""
+        bundle = load_bundle(self.run, which="last", device=device)
+        model.load_state_dict(bundle.model.state_dict())
+        state = load_train_state(self.run / "last")
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and state.get("scheduler") is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        self.best, self.history = state["best"], json.loads(state["history"])
+        self.log(f"resuming {self.run} after epoch {state['epoch'] + 1}")
+        return int(state["epoch"]) + 1
+
+    def __call__(self, result: EpochResult) -> None:
+        row = asdict(result)
+        self.history.append(row)
+        with (self.run / "metrics.jsonl").open("a") as f:
+            f.write(json.dumps({k: v for k, v in row.items() if k != "skipped"}) + "\n")
+        self._write_csv()
+        extra = {"epoch": result.epoch, "metrics": result.metrics}
+        self.save_bundle(self.run / "last", extra)
+        save_train_state(self.run / "last", {
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "epoch": result.epoch, "best": self.best, "history": json.dumps(self.history),
+        })  # fmt: skip
+        score = result.metrics.get(self.primary)
+        if score is not None and score > self.best:
+            self.best = score
+            self.save_bundle(self.run / "best", extra)
+        from lrcn.plots import plot_curves, save_figure
+
+        save_figure(plot_curves(self.history, title=self.title), self.run / "curves.png")
+        shown = ", ".join(
+            f"{k} {v:.3f}"
+            for k, v in result.metrics.items()
+            if k.endswith(("top1", "cider", "bleu4"))
+        )
+        self.log(
+            f"epoch {result.epoch + 1}/{self.epochs}: loss {result.train_loss:.4f}"
+            + (f", {shown}" if shown else "")
+            + f" ({result.seconds:.1f} s training, {result.eval_seconds:.1f} s evaluating)"
+        )
+
+    def _write_csv(self) -> None:
+        names = sorted({k for h in self.history for k in h["metrics"]})
+        with (self.run / "metrics.csv").open("w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["epoch", "train_loss", "lr", "seconds", *names])
+            for h in self.history:
+                first = [h["epoch"] + 1, f"{h['train_loss']:.6f}", h["lr"], f"{h['seconds']:.2f}"]
+                writer.writerow([*first, *(h["metrics"].get(k, "") for k in names)])
+
+    def write_report(self, report: dict[str, Any]) -> None:
+        (self.run / "report.json").write_text(json.dumps(report, indent=1))
