@@ -145,9 +145,7 @@ def load_bundle(
         raise BundleError(f"{weights_path}: not a readable safetensors file ({err})") from None
     from lrcn.tasks import build_model_from_config
 
-    model = build_model_from_config(
-        meta["config"], num_classes=len(meta["classes"]), pretrained=False
-    )
+    model = build_model_from_config(meta["config"], meta, pretrained=False)
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise BundleError(

@@ -86,6 +86,42 @@ def _log(message: str) -> None:
     typer.echo(message, err=True)
 
 
+def _bundle_task(run_dir: Path, which: str) -> str:
+    """The task of a run's bundle, read from its bundle.json (no model is built)."""
+    from lrcn.checkpoint import META, resolve_bundle_dir
+
+    folder = resolve_bundle_dir(run_dir, which)
+    try:
+        return str(json.loads((folder / META).read_text()).get("task"))
+    except json.JSONDecodeError as err:
+        from lrcn.checkpoint import BundleError
+
+        raise BundleError(f"{folder / META}: not valid JSON ({err})") from None
+
+
+def _print_caption_scores(summary: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    names = ["bleu1", "bleu2", "bleu3", "bleu4", "meteor", "rouge_l", "cider"]
+    table = Table(
+        title=f"{summary['split']} split, {summary['images']} images, beam {summary['beam_size']}"
+    )
+    table.add_column("captions from")
+    for n in names:
+        table.add_column(
+            n.replace("rouge_l", "ROUGE-L").replace("cider", "CIDEr-D").upper()
+            if n.startswith("bleu")
+            else {"meteor": "METEOR", "rouge_l": "ROUGE-L", "cider": "CIDEr-D"}[n],
+            justify="right",
+        )
+    for row in ("model", "nearest_neighbour", "most_frequent_caption"):
+        table.add_row(row.replace("_", " "), *(f"{summary[row][n]:.3f}" for n in names))
+    Console().print(table)
+    for name, path in summary["outputs"].items():
+        typer.echo(f"{name}: {path}")
+
+
 def _task_module(task: str) -> Any:
     """The pipeline module of a task (lrcn.tasks.<task>)."""
     import importlib
@@ -151,17 +187,32 @@ def evaluate(
     run_dir: Annotated[Path, typer.Argument(help="A run folder (or a bundle folder).")],
     set_: SetOption = None,
     which: Annotated[str, typer.Option(help="Which checkpoint: best or last.")] = "best",
+    split: Annotated[
+        str, typer.Option(help="Captioning: the split to caption (test or val).")
+    ] = "test",
     json_output: Annotated[
         bool, typer.Option("--json", help="Print the metrics as one JSON object.")
     ] = False,
 ) -> None:
-    """Score a trained model on its test split: accuracy, per-class, confusion matrix, CSV."""
-    from lrcn.tasks.activity import evaluate as evaluate_run
-
+    """Score a trained model on its test split (activity: accuracy, per class, confusion matrix;
+    captioning: BLEU-1..4, METEOR, ROUGE-L, CIDEr-D beside two baselines)."""
+    task = _bundle_task(run_dir, which)
     with _progress() as progress:
-        summary = evaluate_run(run_dir, set_ or [], which=which, log=_log, progress=progress)
+        if task == "captioning":
+            from lrcn.tasks.captioning import evaluate as evaluate_captions
+
+            summary = evaluate_captions(
+                run_dir, set_ or [], which=which, split=split, log=_log, progress=progress
+            )
+        else:
+            from lrcn.tasks.activity import evaluate as evaluate_run
+
+            summary = evaluate_run(run_dir, set_ or [], which=which, log=_log, progress=progress)
     if json_output:
         typer.echo(json.dumps(summary))
+        return
+    if task == "captioning":
+        _print_caption_scores(summary)
         return
     k = next(key for key in summary if key.startswith("video_top") and key != "video_top1")
     typer.echo(
@@ -182,15 +233,41 @@ def evaluate(
 @_friendly_errors
 def predict(
     run_dir: Annotated[Path, typer.Argument(help="A run folder (or a bundle folder).")],
-    videos: Annotated[list[Path], typer.Argument(help="Video files or frame folders.")],
-    top: Annotated[int, typer.Option(min=1, help="How many classes to show per video.")] = 5,
+    inputs: Annotated[list[Path], typer.Argument(help="Videos (activity) or images (captioning).")],
+    top: Annotated[int, typer.Option(min=1, help="Activity: classes shown per video.")] = 5,
+    beam: Annotated[
+        int | None, typer.Option(min=1, help="Captioning: beam size (default: the config's).")
+    ] = None,
+    n_best: Annotated[int, typer.Option(min=1, help="Captioning: captions shown per image.")] = 1,
+    attention: Annotated[
+        Path | None, typer.Option(help="Captioning: folder for attention PNGs.")
+    ] = None,
     which: Annotated[str, typer.Option(help="Which checkpoint: best or last.")] = "best",
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON list.")] = False,
 ) -> None:
-    """Top classes with probabilities for each video (all 16-frame clips, averaged)."""
+    """Activity: top classes per video (all 16-frame clips, averaged). Captioning: a caption
+    per image, with --attention the attention map of every word."""
+    if _bundle_task(run_dir, which) == "captioning":
+        from lrcn.tasks.captioning import predict as caption_images
+
+        captions = caption_images(run_dir, inputs, beam, n_best, which, attention)
+        if json_output:
+            typer.echo(json.dumps(captions))
+        for c in captions if not json_output else []:
+            if "error" in c:
+                typer.echo(f"error: {c['error']}")
+                continue
+            typer.echo(f"{c['image']}: {c['caption']}")
+            for h in c["n_best"][1:]:
+                typer.echo(f"    {h['log_prob']:.2f}  {h['caption']}")
+            if "attention" in c:
+                typer.echo(f"    attention: {c['attention']}")
+        if any("error" in c for c in captions):
+            raise typer.Exit(1)
+        return
     from lrcn.tasks.activity import predict as predict_videos
 
-    results = predict_videos(run_dir, videos, top_k=top, which=which)
+    results = predict_videos(run_dir, inputs, top_k=top, which=which)
     if json_output:
         typer.echo(json.dumps(results))
     else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["plot_confusion", "plot_curves", "save_figure"]
+__all__ = ["plot_attention", "plot_confusion", "plot_curves", "save_figure"]
 
 
 def save_figure(fig: Any, path: Any, dpi: int = 110) -> None:
@@ -93,5 +93,48 @@ def plot_confusion(confusion: Sequence[Sequence[int]], classes: Sequence[str], t
                     )
     fig.colorbar(image, ax=ax, fraction=0.046, label="fraction of the true class")
     ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_attention(
+    image: Any, alphas: Sequence[Any], words: Sequence[str], columns: int = 5
+) -> Any:
+    """The image, then for each generated word the image lit where the model attended.
+
+    Args:
+        image: ``uint8 (S, S, 3)``, the crop the model saw.
+        alphas: one ``(h, w)`` attention map per word, upsampled smoothly to S x S.
+        words: the generated words, one per map.
+
+    All maps share one scale (the largest weight of the sentence), so a word whose attention
+    is spread thin shows as dim everywhere rather than looking as sharp as a focused one.
+    """
+    import cv2
+    import numpy as np
+
+    plt = _pyplot()
+    panels = len(words) + 1
+    rows = -(-panels // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(2.4 * columns, 2.6 * rows), squeeze=False)
+    size = image.shape[0]
+    peak = max(float(np.max(a)) for a in alphas) if alphas else 1.0
+    for k, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if k == 0:
+            ax.imshow(image)
+            ax.set_title("input", fontsize=10)
+        elif k < panels:
+            alpha = np.asarray(alphas[k - 1], dtype=np.float32) / max(peak, 1e-8)
+            heat = np.clip(cv2.resize(alpha, (size, size), interpolation=cv2.INTER_CUBIC), 0, 1)
+            shade = np.zeros((size, size, 4), dtype=np.float32)
+            shade[..., 3] = 0.85 * (1.0 - heat)  # dark where the model did not look
+            ax.imshow(image)
+            ax.imshow(shade)
+            ax.set_title(f"{words[k - 1]}  (max {float(np.max(alphas[k - 1])):.2f})", fontsize=9)
+    uniform = 1.0 / np.asarray(alphas[0]).size if alphas else 0.0
+    fig.suptitle(
+        f"attention per word; lit = attended (uniform weight would be {uniform:.3f})", fontsize=11
+    )
     fig.tight_layout()
     return fig

@@ -27,6 +27,7 @@ __all__ = [
     "VideoInfo",
     "probe_video",
     "read_frames",
+    "read_image",
     "write_video",
 ]
 
@@ -67,7 +68,8 @@ def _frame_files(folder: Path) -> list[Path]:
     return files
 
 
-def _read_image(path: Path) -> np.ndarray:
+def read_image(path: Path) -> np.ndarray:
+    """An image file as ``uint8 (H, W, 3)`` RGB; :class:`VideoError` names an unreadable one."""
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -107,7 +109,7 @@ def probe_video(path: str | Path) -> VideoInfo:
     path = Path(path)
     if path.is_dir():
         files = _frame_files(path)
-        first = _read_image(files[0])
+        first = read_image(files[0])
         return VideoInfo(len(files), 0.0, first.shape[0], first.shape[1])
     import av
 
@@ -155,7 +157,7 @@ def read_frames(path: str | Path, indices: Sequence[int] | None = None) -> np.nd
         cache: dict[int, np.ndarray] = {}
         for i in wanted:
             if i not in cache:
-                cache[i] = _read_image(files[i])
+                cache[i] = read_image(files[i])
         return np.stack([cache[i] for i in wanted])
     return _decode(path, indices)
 

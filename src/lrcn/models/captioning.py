@@ -271,6 +271,14 @@ class ImageCaptioner(nn.Module):
     def forward(self, images: Tensor, captions: Tensor) -> CaptionOutput:
         return self.decoder(self.features(images), captions)
 
+    def init_state(self, features: Tensor) -> State:
+        """The decoder's state before ``<start>``, from :meth:`features`' output."""
+        return self.decoder.init_state(features)  # type: ignore[operator]
+
+    def step(self, tokens: Tensor, state: State) -> tuple[Tensor, State]:
+        """One decoding step: ``tokens (N,)`` -> ``(log_probs (N, V), state)``."""
+        return self.decoder.step(tokens, state)  # type: ignore[operator]
+
 
 # --------------------------------------------------------------------------------------------
 # Builders

@@ -302,7 +302,7 @@ def _summary(scores: dict[str, Any], classes: list[str]) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 
 
-def _optimizer(config: ActivityConfig, model: nn.Module) -> torch.optim.Optimizer:
+def _optimizer(config: TaskConfig, model: nn.Module) -> torch.optim.Optimizer:
     t = config.train
     params = [p for p in model.parameters() if p.requires_grad]
     if t.optimizer == "sgd":
@@ -313,7 +313,7 @@ def _optimizer(config: ActivityConfig, model: nn.Module) -> torch.optim.Optimize
 
 
 def _scheduler(
-    config: ActivityConfig, optimizer: torch.optim.Optimizer
+    config: TaskConfig, optimizer: torch.optim.Optimizer
 ) -> torch.optim.lr_scheduler.LRScheduler | None:
     t = config.train
     if t.schedule == "cosine":
