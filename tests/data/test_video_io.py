@@ -105,7 +105,7 @@ def test_unreadable_frame_image(tmp_path):
     folder.mkdir()
     Image.fromarray(_numbered_frames(1)[0]).save(folder / "00001.jpg")
     (folder / "00002.jpg").write_bytes(b"not a jpeg")
-    with pytest.raises(VideoError, match=r"00002.jpg: unreadable frame image"):
+    with pytest.raises(VideoError, match=r"00002.jpg: unreadable image"):
         read_frames(folder, [0, 1])
 
 

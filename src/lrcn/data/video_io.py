@@ -76,7 +76,7 @@ def read_image(path: Path) -> np.ndarray:
         with Image.open(path) as image:
             return np.asarray(image.convert("RGB"))
     except (OSError, UnidentifiedImageError) as err:
-        raise VideoError(path, f"unreadable frame image ({err})") from None
+        raise VideoError(path, f"unreadable image ({err})") from None
 
 
 # --------------------------------------------------------------------------------------------

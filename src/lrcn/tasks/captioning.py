@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from lrcn.backbones import Preprocess, create_backbone
-from lrcn.checkpoint import load_bundle, save_bundle
+from lrcn.checkpoint import BundleError, load_bundle, save_bundle
 from lrcn.config import (
     CaptionDataConfig,
     CaptioningConfig,
@@ -105,6 +105,14 @@ def read_split(data: CaptionDataConfig) -> CaptionSplit:
     return read_coco_captions(
         data.annotations, data.root, data.val_annotations, data.val_root, on_error=data.on_error
     )
+
+
+def _bundle_vocab(bundle: Any) -> Vocabulary:
+    """The vocabulary stored in a bundle, checked against its fingerprint."""
+    try:
+        return Vocabulary.from_dict(bundle.metadata["vocab"])
+    except (KeyError, ValueError) as err:
+        raise BundleError(f"{bundle.path / 'bundle.json'}: vocabulary: {err}") from None
 
 
 def _image_frames(path: Path) -> np.ndarray:
@@ -418,7 +426,7 @@ def evaluate(
             apply_overrides(bundle.config, overrides or []), source=f"{bundle.path}/bundle.json"
         )
     )
-    vocab = Vocabulary.from_dict(bundle.metadata["vocab"])
+    vocab = _bundle_vocab(bundle)
     device = resolve_device(config.train.device)
     model = bundle.model.to(device)
     assert isinstance(model, ImageCaptioner)
@@ -509,7 +517,7 @@ def predict(
 
     bundle = load_bundle(run_dir, which=which)
     config = as_captioning(validate_config(bundle.config))
-    vocab = Vocabulary.from_dict(bundle.metadata["vocab"])
+    vocab = _bundle_vocab(bundle)
     dev = resolve_device(device)
     model = bundle.model.to(dev).eval()
     assert isinstance(model, ImageCaptioner)

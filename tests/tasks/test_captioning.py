@@ -1,0 +1,123 @@
+"""Image captioning through the CLI on generated data in the Flickr8k layout."""
+
+import json
+
+import pytest
+import yaml
+from PIL import Image
+from typer.testing import CliRunner
+
+from lrcn.cli import app
+from lrcn.data.synthetic import write_shapes_flickr8k
+
+runner = CliRunner()
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory):
+    root = tmp_path_factory.mktemp("captions")
+    return write_shapes_flickr8k(
+        root / "flickr", num_images=160, size=64, seed=5
+    ), root / "features"
+
+
+def _config(data, features, **model):
+    return {
+        "task": "captioning",
+        "data": {"format": "flickr8k", "root": str(data), "min_count": 2, "num_workers": 0},
+        "model": {"backbone": "efficientnet_lite0", "image_size": 96, "embed_size": 32, "hidden_size": 64, "dropout": 0.1, **model},
+        "train": {"epochs": 8, "batch_size": 32, "lr": 0.005, "device": "cpu", "feature_cache": str(features)},
+        "decode": {"beam_size": 3, "max_len": 16},
+    }  # fmt: skip
+
+
+def _run(args):
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def test_show_attend_tell_train_evaluate_predict(shapes, tmp_path):
+    data, features = shapes
+    config = tmp_path / "sat.yaml"
+    config.write_text(
+        yaml.safe_dump(_config(data, features, name="show_attend_tell", attention_size=32))
+    )
+    _run(["train", str(config), "--out", str(tmp_path / "run")])
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["vocabulary"] > 20 and report["best_val_cider"] > 0
+
+    result = _run(["evaluate", str(tmp_path / "run"), "--json"])
+    metrics = json.loads(result.stdout.strip().splitlines()[-1])
+    model, frequent = metrics["model"], metrics["most_frequent_caption"]
+    assert set(model) == {"bleu1", "bleu2", "bleu3", "bleu4", "meteor", "rouge_l", "cider"}
+    # Learning bought something: far above captioning every image the same way.
+    assert model["cider"] > 2 * frequent["cider"] and model["bleu4"] > frequent["bleu4"] + 0.2
+    assert (tmp_path / "run" / "eval-best-test" / "captions.csv").read_text().count("\n") == 25
+
+    image = next((data / "Flicker8k_Dataset").glob("*.jpg"))
+    result = _run(
+        [
+            "predict",
+            str(tmp_path / "run"),
+            str(image),
+            "--n-best",
+            "2",
+            "--attention",
+            str(tmp_path / "att"),
+            "--json",
+        ]
+    )
+    (prediction,) = json.loads(result.stdout)
+    assert prediction["caption"] and len(prediction["n_best"]) == 2
+    assert prediction["n_best"][0]["log_prob"] >= prediction["n_best"][1]["log_prob"]
+    with Image.open(prediction["attention"]) as png:
+        assert png.size[0] > 600
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        {"name": "show_and_tell"},
+        {"name": "lrcn_captioner"},
+        {"name": "lrcn_captioner", "factored": False},
+    ],
+)
+def test_pooled_feature_captioners_train(shapes, tmp_path, model):
+    data, features = shapes
+    raw = _config(data, features, **model)
+    raw["train"]["epochs"] = 2
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    _run(["train", str(config), "--out", str(tmp_path / "run")])
+    image = next((data / "Flicker8k_Dataset").glob("*.jpg"))
+    result = _run(["predict", str(tmp_path / "run"), str(image), "--beam", "1"])
+    assert image.name in result.output
+    result = runner.invoke(
+        app, ["predict", str(tmp_path / "run"), str(image), "--attention", str(tmp_path / "att")]
+    )
+    assert result.exit_code == 2 and "needs an attention model" in result.output
+
+
+def test_edited_vocabulary_and_bad_images_are_refused(shapes, tmp_path):
+    data, features = shapes
+    raw = _config(data, features, name="show_and_tell")
+    raw["train"]["epochs"] = 1
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    _run(["train", str(config), "--out", str(tmp_path / "run")])
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not an image")
+    result = runner.invoke(app, ["predict", str(tmp_path / "run"), str(broken)])
+    assert result.exit_code == 1 and "broken.jpg: unreadable image" in result.output
+    meta_path = tmp_path / "run" / "best" / "bundle.json"
+    meta = json.loads(meta_path.read_text())
+    meta["vocab"]["words"][5], meta["vocab"]["words"][6] = (
+        meta["vocab"]["words"][6],
+        meta["vocab"]["words"][5],
+    )
+    meta_path.write_text(json.dumps(meta))
+    result = runner.invoke(app, ["predict", str(tmp_path / "run"), str(broken)])
+    assert result.exit_code == 2
+    assert "bundle.json: vocabulary: the stored vocabulary does not match" in result.output
