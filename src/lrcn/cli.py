@@ -429,6 +429,28 @@ def demo_activity(
     _friendly_errors(_activity_demo)(out, epochs)
 
 
+@demo_app.command("captioning")
+def demo_captioning(
+    out: Annotated[Path, typer.Option(help="Folder for the data, config, run and PNGs.")] = Path(
+        "runs/demo-captioning"
+    ),
+    epochs: Annotated[int, typer.Option(min=1, help="Training epochs.")] = 15,
+) -> None:
+    """Image captioning on built-in images: Show-Attend-and-Tell with attention maps."""
+    _friendly_errors(_captioning_demo)(out, epochs)
+
+
+def _captioning_demo(out: Path, epochs: int) -> None:
+    from lrcn.demos.captioning import run_captioning_demo
+
+    results = run_captioning_demo(out, epochs=epochs, log=_log)
+    _print_caption_scores(results["metrics"])
+    for c in results["captions"]:
+        typer.echo(f"{Path(c['image']).name}: {c['caption']}")
+        typer.echo(f"    reference: {c['references'][0]}")
+        typer.echo(f"    attention: {c['attention']}")
+
+
 @demo_app.command("gradients")
 def demo_gradients(
     out: Annotated[Path, typer.Option(help="Folder for gradients.png and gradients.json.")] = Path(
