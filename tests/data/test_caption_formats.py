@@ -129,3 +129,60 @@ def test_csv_converter_for_your_own_photos(flickr, tmp_path):
     (tmp_path / "empty.csv").write_text(f"image,caption\n{names[0]},   \n")
     with pytest.raises(DataError, match=r"empty.csv:2: empty caption"):
         csv_to_karpathy(folder, tmp_path / "empty.csv", tmp_path / "x.json")
+
+
+def test_flickr8k_non_utf8_token_file(flickr_copy):
+    tokens = flickr_copy / "Flickr8k_text" / "Flickr8k.token.txt"
+    lines = tokens.read_bytes().split(b"\n")
+    lines[2] = lines[2] + b" caf\xe9"  # Latin-1, not UTF-8
+    tokens.write_bytes(b"\n".join(lines))
+    with pytest.raises(DataError, match=r"Flickr8k.token.txt:3: not UTF-8 text"):
+        read_flickr8k(flickr_copy)
+
+
+def test_flickr8k_duplicate_ids_and_an_image_in_two_splits(flickr_copy):
+    text = flickr_copy / "Flickr8k_text"
+    tokens = text / "Flickr8k.token.txt"
+    first = tokens.read_text().splitlines()[0]
+    tokens.write_text(tokens.read_text() + first + "\n")
+    with pytest.raises(
+        DataError, match=r"Flickr8k.token.txt:201: duplicate caption id .*#0 \(first on line 1\)"
+    ):
+        read_flickr8k(flickr_copy)
+    tokens.write_text("\n".join(tokens.read_text().splitlines()[:-1]) + "\n")
+    train_first = (text / "Flickr_8k.trainImages.txt").read_text().split()[0]
+    with (text / "Flickr_8k.testImages.txt").open("a") as f:
+        f.write(train_first + "\n")
+    with pytest.raises(
+        DataError,
+        match=rf"Flickr_8k.testImages.txt:7: image {train_first} is already listed in Flickr_8k.trainImages.txt:1",
+    ):
+        read_flickr8k(flickr_copy)
+
+
+def test_karpathy_duplicate_image_and_coco_duplicate_id(flickr, tmp_path):
+    data = read_flickr8k(flickr)
+    karpathy = _as_karpathy(data)
+    karpathy["images"].append(dict(karpathy["images"][0]))
+    path = tmp_path / "k.json"
+    path.write_text(json.dumps(karpathy))
+    with pytest.raises(DataError, match=r"images\[40\]: image .* is also images\[0\]"):
+        read_karpathy_json(path, flickr / "Flicker8k_Dataset")
+    coco = {"images": [{"id": 1, "file_name": data.train[0].image.name}, {"id": 1, "file_name": data.train[1].image.name}],
+            "annotations": [{"image_id": 1, "caption": "a shape"}]}  # fmt: skip
+    (tmp_path / "c.json").write_text(json.dumps(coco))
+    folder = flickr / "Flicker8k_Dataset"
+    with pytest.raises(DataError, match="duplicate image id 1"):
+        read_coco_captions(tmp_path / "c.json", folder, tmp_path / "c.json", folder)
+
+
+@pytest.mark.parametrize("mode", ["L", "CMYK", "RGBA", "P"])
+def test_non_rgb_images_are_converted(tmp_path, mode):
+    from PIL import Image
+
+    from lrcn.data.video_io import read_image
+
+    path = tmp_path / f"im.{'jpg' if mode in ('L', 'CMYK') else 'png'}"
+    Image.new("RGB", (8, 6), (200, 30, 40)).convert(mode).save(path)
+    pixels = read_image(path)
+    assert pixels.shape == (6, 8, 3) and pixels.dtype.name == "uint8"

@@ -84,13 +84,16 @@ def test_show_attend_tell_train_evaluate_predict(shapes, tmp_path):
         {"name": "lrcn_captioner", "factored": False},
     ],
 )
-def test_pooled_feature_captioners_train(shapes, tmp_path, model):
+def test_pooled_feature_captioners_train_evaluate_predict(shapes, tmp_path, model):
     data, features = shapes
     raw = _config(data, features, **model)
     raw["train"]["epochs"] = 2
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump(raw))
     _run(["train", str(config), "--out", str(tmp_path / "run")])
+    result = _run(["evaluate", str(tmp_path / "run"), "--json"])
+    metrics = json.loads(result.stdout.strip().splitlines()[-1])
+    assert 0 <= metrics["model"]["bleu4"] <= 1 and metrics["images"] == 24
     image = next((data / "Flicker8k_Dataset").glob("*.jpg"))
     result = _run(["predict", str(tmp_path / "run"), str(image), "--beam", "1"])
     assert image.name in result.output
@@ -121,3 +124,22 @@ def test_edited_vocabulary_and_bad_images_are_refused(shapes, tmp_path):
     result = runner.invoke(app, ["predict", str(tmp_path / "run"), str(broken)])
     assert result.exit_code == 2
     assert "bundle.json: vocabulary: the stored vocabulary does not match" in result.output
+
+
+def test_fine_tuning_reads_pixels_not_the_cache(shapes, tmp_path):
+    data, _ = shapes
+    raw = _config(
+        data,
+        tmp_path / "unused",
+        name="show_and_tell",
+        backbone="simple_cnn",
+        freeze_backbone=False,
+    )
+    del raw["model"]["image_size"]
+    raw["train"]["epochs"] = 1
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    _run(["train", str(config), "--out", str(tmp_path / "run")])
+    assert not (tmp_path / "unused").exists()
+    image = next((data / "Flicker8k_Dataset").glob("*.jpg"))
+    assert image.name in _run(["predict", str(tmp_path / "run"), str(image)]).output

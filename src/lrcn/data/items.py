@@ -82,5 +82,12 @@ def read_lines(path: Path) -> list[tuple[int, str]]:
     """Non-blank lines of a text file with their 1-based numbers; CRLF and BOM tolerated."""
     if not path.is_file():
         raise DataError(path, "split file not found")
-    text = path.read_text(encoding="utf-8-sig", errors="strict")
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise DataError(
+            path, f"not UTF-8 text (byte {err.start}: {data[err.start : err.start + 1]!r})", line
+        ) from None
     return [(n, line.strip()) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]

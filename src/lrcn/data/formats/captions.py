@@ -80,6 +80,7 @@ def read_flickr8k(root: str | Path, on_error: OnError = "raise") -> CaptionSplit
     skipped: list[Problem] = []
     captions: dict[str, list[tuple[str, ...]]] = defaultdict(list)
     token_file = text / "Flickr8k.token.txt"
+    seen_keys: dict[str, int] = {}
     for number, line in read_lines(token_file):
         try:
             key, sep, caption = line.partition("\t")
@@ -88,14 +89,26 @@ def read_flickr8k(root: str | Path, on_error: OnError = "raise") -> CaptionSplit
                 raise DataError(
                     token_file, f"expected '<image>.jpg#<k><TAB><caption>', got {line!r}", number
                 )
+            if key in seen_keys:
+                first = seen_keys[key]
+                raise DataError(
+                    token_file, f"duplicate caption id {key} (first on line {first})", number
+                )
+            seen_keys[key] = number
             captions[name].append(_tokens(caption, token_file, number))
         except DataError as problem:
             handle(problem, on_error, skipped)
     sides: dict[str, list[CaptionItem]] = {s: [] for s in SPLITS}
+    listed: dict[str, str] = {}  # image -> "file:line" where it was first listed
     for side, file_side in (("train", "train"), ("val", "dev"), ("test", "test")):
         list_file = text / f"Flickr_8k.{file_side}Images.txt"
         for number, name in read_lines(list_file):
             try:
+                if name in listed:
+                    raise DataError(
+                        list_file, f"image {name} is already listed in {listed[name]}", number
+                    )
+                listed[name] = f"{list_file.name}:{number}"
                 if name not in captions:
                     raise DataError(
                         list_file, f"image {name} has no captions in {token_file.name}", number
@@ -137,11 +150,18 @@ def read_karpathy_json(
         )
     skipped: list[Problem] = []
     sides: dict[str, list[CaptionItem]] = {s: [] for s in SPLITS}
+    seen: dict[str, int] = {}
     for n, image in enumerate(data["images"]):
         where = f"images[{n}]"
         try:
             if not isinstance(image, dict) or "filename" not in image or "sentences" not in image:
                 raise DataError(json_path, f"{where}: expected 'filename', 'split' and 'sentences'")
+            key = f"{image.get('filepath', '')}/{image['filename']}"
+            if key in seen:
+                raise DataError(
+                    json_path, f"{where}: image {image['filename']} is also images[{seen[key]}]"
+                )
+            seen[key] = n
             raw_split = str(image.get("split"))
             split = "train" if raw_split == "restval" else raw_split
             if split not in sides:
@@ -185,8 +205,12 @@ def _read_coco_file(
         except DataError as problem:
             handle(DataError(json_path, f"annotations[{n}]: {problem.problem}"), on_error, skipped)
     items = []
+    ids: set[int] = set()
     for image in data["images"]:
         try:
+            if int(image["id"]) in ids:
+                raise DataError(json_path, f"duplicate image id {image['id']}")
+            ids.add(int(image["id"]))
             path = image_dir / image["file_name"]
             if not path.is_file():
                 raise DataError(json_path, f"image {path} (id {image['id']}) does not exist")
