@@ -45,3 +45,45 @@ def test_demo_gradients_rejects_bad_lengths(tmp_path):
     result = runner.invoke(app, ["demo", "gradients", "--out", str(tmp_path), "--lengths", "5,ten"])
     assert result.exit_code != 0
     assert "comma-separated integers" in result.output
+
+
+def test_datasets_commands(order_ucf101, tmp_path):
+    from lrcn.data.formats.captions import read_karpathy_json
+    from lrcn.data.formats.folders import read_folders
+
+    result = runner.invoke(
+        app, ["datasets", "split-folders", str(order_ucf101), "--out", str(tmp_path / "split.txt")]
+    )
+    assert result.exit_code == 0, result.output
+    split = read_folders(order_ucf101, split_file=tmp_path / "split.txt")
+    assert split.group_leaks() == [] and split.test
+
+    images = tmp_path / "photos"
+    images.mkdir()
+    rows = ["image,caption"]
+    for n in range(10):
+        Image.new("RGB", (8, 8), (n * 20, 0, 0)).save(images / f"p{n}.jpg")
+        rows.append(f"p{n}.jpg,A red photo number {n}.")
+    (tmp_path / "caps.csv").write_text("\n".join(rows) + "\n")
+    result = runner.invoke(
+        app,
+        [
+            "datasets",
+            "captions-from-csv",
+            str(images),
+            str(tmp_path / "caps.csv"),
+            "--out",
+            str(tmp_path / "k.json"),
+            "--val-fraction",
+            "0.2",
+            "--test-fraction",
+            "0.2",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    data = read_karpathy_json(tmp_path / "k.json", images)
+    assert (len(data.train), len(data.val), len(data.test)) == (6, 2, 2)
+    result = runner.invoke(
+        app, ["datasets", "captions-from-csv", str(images), str(tmp_path / "none.csv")]
+    )
+    assert result.exit_code == 2 and "none.csv: file not found" in result.output

@@ -25,6 +25,10 @@ demo_app = typer.Typer(
     invoke_without_command=True,
 )
 app.add_typer(demo_app, name="demo")
+datasets_app = typer.Typer(
+    help="Prepare data sets: splits and caption files.", no_args_is_help=True
+)
+app.add_typer(datasets_app, name="datasets")
 
 F = TypeVar("F", bound=Callable[..., Any])
 SetOption = Annotated[
@@ -347,6 +351,50 @@ def fuse(
     for f in report["fused"]:
         shares = " / ".join(f"{w:.2f}" for w in f["weights"])
         typer.echo(f"  {f['video_top1']:.3f}  fused, weights {shares}")
+
+
+@datasets_app.command("captions-from-csv")
+@_friendly_errors
+def datasets_captions_from_csv(
+    images: Annotated[Path, typer.Argument(help="Folder of your photos.")],
+    captions: Annotated[
+        Path, typer.Argument(help="CSV (or TSV) with 'image' and 'caption' columns.")
+    ],
+    out: Annotated[Path, typer.Option(help="Karpathy split JSON to write.")] = Path(
+        "captions.json"
+    ),
+    val_fraction: Annotated[float, typer.Option(help="Share of images for validation.")] = 0.1,
+    test_fraction: Annotated[float, typer.Option(help="Share of images for testing.")] = 0.1,
+    seed: Annotated[int, typer.Option(help="Seed of the split.")] = 0,
+) -> None:
+    """Turn a folder of photos and a CSV of captions into a Karpathy split JSON."""
+    from lrcn.data.formats.captions import csv_to_karpathy
+
+    counts = csv_to_karpathy(images, captions, out, val_fraction, test_fraction, seed)
+    typer.echo(f"{out}: " + ", ".join(f"{n} {s}" for s, n in counts.items()) + " images")
+    typer.echo(f"train with data.format=karpathy, data.annotations={out}, data.root={images}")
+
+
+@datasets_app.command("split-folders")
+@_friendly_errors
+def datasets_split_folders(
+    root: Annotated[Path, typer.Argument(help="Videos in <root>/<class>/.")],
+    out: Annotated[Path, typer.Option(help="Split file to write.")] = Path("split.txt"),
+    test_fraction: Annotated[float, typer.Option(help="Share of each class for testing.")] = 0.2,
+    seed: Annotated[int, typer.Option(help="Seed of the split.")] = 0,
+    group_pattern: Annotated[
+        str, typer.Option(help="Regex whose first group names a video's source.")
+    ] = r"_g(\d+)_",
+) -> None:
+    """Write a train/test split of a folder-per-class video set, keeping sources on one side."""
+    from lrcn.data.formats.folders import list_videos, make_split, write_split_file
+
+    classes, items = list_videos(root, group_pattern)
+    train, test = make_split(items, test_fraction, seed)
+    write_split_file(out, root, train, test)
+    groups = len({(i.label, i.group) for i in items})
+    typer.echo(f"{out}: {len(train)} train and {len(test)} test videos, {len(classes)} classes, ")
+    typer.echo(f"{groups} source groups kept whole")
 
 
 @demo_app.callback()

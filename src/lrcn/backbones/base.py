@@ -67,7 +67,10 @@ class Preprocess:
         top = round((new_h - self.crop) * fy)
         left = round((new_w - self.crop) * fx)
         frames = frames[:, top : top + self.crop, left : left + self.crop]
-        x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
+        frames = np.ascontiguousarray(frames)
+        if not frames.flags.writeable:  # e.g. np.asarray of a PIL image: torch needs a copy
+            frames = frames.copy()
+        x = torch.from_numpy(frames).permute(0, 3, 1, 2).float()
         x = x.div_(255.0)  # (T, 3, crop, crop) in [0, 1]
         mean = torch.tensor(self.mean).view(1, 3, 1, 1)
         std = torch.tensor(self.std).view(1, 3, 1, 1)
