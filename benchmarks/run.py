@@ -12,6 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+import bench_beam
 import bench_cache
 import bench_conv_lstm
 import bench_loader
@@ -23,6 +24,7 @@ BENCHMARKS = {
     "conv_lstm": bench_conv_lstm,
     "loader": bench_loader,
     "cache": bench_cache,
+    "beam": bench_beam,
 }
 
 

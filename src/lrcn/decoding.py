@@ -108,36 +108,42 @@ def beam_search(
         raise ValueError(f"n_best must be in 1..beam_size ({beam_size}), got {n_best}")
     k = beam_size
     device = next(iter(state.values())).device if state else torch.device("cpu")
-    rows = torch.arange(batch_size, device=device).repeat_interleave(k)  # (B*K,)
-    state = _reorder(state, rows)
-    tokens = torch.full((batch_size * k,), start_id, dtype=torch.long, device=device)
-    # Only the first beam of each image is alive at the start, so the K beams differ.
-    scores = torch.full((batch_size, k), float("-inf"), device=device)
-    scores[:, 0] = 0.0
-    scores = scores.view(-1)  # (B*K,) summed log-probabilities
-    finished = torch.zeros(batch_size * k, dtype=torch.bool, device=device)
-    lengths = torch.zeros(batch_size * k, dtype=torch.long, device=device)
-    history = torch.empty(batch_size * k, 0, dtype=torch.long, device=device)
-    for _ in range(max_len):
+    offsets = torch.arange(batch_size, device=device).unsqueeze(1) * k  # (B, 1)
+    # Step 1 from one row per image (its K beams would all be the same), then K beams each.
+    start = torch.full((batch_size,), start_id, dtype=torch.long, device=device)
+    log_probs, state = step(start, state)  # (B, V)
+    top_scores, tokens = log_probs.topk(min(k, log_probs.shape[1]), dim=1)  # (B, K')
+    if top_scores.shape[1] < k:  # fewer words than beams: pad with impossible beams
+        pad = k - top_scores.shape[1]
+        top_scores = torch.cat(
+            [top_scores, top_scores.new_full((batch_size, pad), float("-inf"))], 1
+        )
+        tokens = torch.cat([tokens, tokens.new_full((batch_size, pad), end_id)], 1)
+    state = _reorder(state, torch.arange(batch_size, device=device).repeat_interleave(k))
+    tokens = tokens.reshape(-1)  # (B*K,)
+    scores = top_scores.reshape(-1)  # (B*K,) summed log-probabilities
+    history = tokens.unsqueeze(1)  # (B*K, 1)
+    lengths = torch.ones(batch_size * k, dtype=torch.long, device=device)
+    finished = tokens == end_id
+    for _ in range(max_len - 1):
+        if bool(finished.all()):
+            break
         log_probs, state = step(tokens, state)  # (B*K, V)
         vocab = log_probs.shape[1]
-        # A finished hypothesis may only "continue" with <end> at no cost: it stays as it is.
-        frozen = torch.full_like(log_probs, float("-inf"))
-        frozen[:, end_id] = 0.0
-        log_probs = torch.where(finished.unsqueeze(1), frozen, log_probs)
+        if bool(finished.any()):
+            # A finished hypothesis may only "continue" with <end> at no cost: it stays as is.
+            log_probs[finished] = float("-inf")
+            log_probs[finished, end_id] = 0.0
         candidates = (scores.unsqueeze(1) + log_probs).view(batch_size, k * vocab)
         top_scores, top_index = candidates.topk(k, dim=1)  # (B, K)
-        beam = top_index // vocab
+        source = (top_index // vocab + offsets).view(-1)  # rows the new beams extend
         tokens = (top_index % vocab).view(-1)
-        source = (beam + torch.arange(batch_size, device=device).unsqueeze(1) * k).view(-1)
         state = _reorder(state, source)
         history = torch.cat([history.index_select(0, source), tokens.unsqueeze(1)], dim=1)
         was_finished = finished.index_select(0, source)
         lengths = lengths.index_select(0, source) + (~was_finished).long()
         finished = was_finished | (tokens == end_id)
         scores = top_scores.view(-1)
-        if bool(finished.all()):
-            break
     penalty = length_penalty(lengths.float(), alpha)
     ranked = (scores / penalty).view(batch_size, k)
     order = ranked.argsort(dim=1, descending=True)
