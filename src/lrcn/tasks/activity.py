@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lrcn.backbones import Backbone, Preprocess, create_backbone
+from lrcn.backbones import BACKBONE_KEYS, Backbone, backbone_from_config
 from lrcn.checkpoint import load_bundle, save_bundle
 from lrcn.config import (
     ActivityConfig,
@@ -53,7 +53,7 @@ Progress = Callable[[str, int, int], None]
 
 __all__ = ["build_model", "evaluate", "predict", "read_split", "train"]
 
-_MODEL_ONLY_KEYS = ("name", "backbone", "backbone_weights", "pretrained", "image_size")
+_MODEL_ONLY_KEYS = ("name", *BACKBONE_KEYS)
 
 
 def as_activity(config: TaskConfig) -> ActivityConfig:
@@ -69,15 +69,7 @@ def build_model(
     """The model a config describes; ``pretrained=False`` skips loading backbone weights
     (a bundle's own weights replace them)."""
     m = config["model"]
-    backbone = create_backbone(
-        m["backbone"],
-        pretrained=pretrained and m.get("pretrained", True),
-        weights_path=m.get("backbone_weights") if pretrained else None,
-    )
-    if m.get("image_size"):
-        size = int(m["image_size"])
-        p = backbone.preprocess  # resize the short side by the same ratio as 256 -> 224
-        backbone.preprocess = Preprocess(round(size * p.resize / p.crop), size, p.mean, p.std)
+    backbone = backbone_from_config(m, pretrained)
     kwargs = {k: v for k, v in m.items() if k not in _MODEL_ONLY_KEYS}
     model = create_model(m["name"], backbone=backbone, num_classes=num_classes, **kwargs)
     assert isinstance(model, VideoClassifier)

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from lrcn.backbones import Preprocess, create_backbone
+from lrcn.backbones import BACKBONE_KEYS, Preprocess, backbone_from_config
 from lrcn.checkpoint import BundleError, load_bundle, save_bundle
 from lrcn.config import (
     CaptionDataConfig,
@@ -56,14 +56,7 @@ Source = Callable[[int], Tensor]  # item index -> features or a preprocessed ima
 
 __all__ = ["build_model", "evaluate", "predict", "read_split", "train"]
 
-_MODEL_ONLY_KEYS = (
-    "name",
-    "backbone",
-    "backbone_weights",
-    "pretrained",
-    "image_size",
-    "attention_regularization",
-)
+_MODEL_ONLY_KEYS = ("name", *BACKBONE_KEYS, "attention_regularization")
 
 
 def as_captioning(config: TaskConfig) -> CaptioningConfig:
@@ -78,14 +71,7 @@ def as_captioning(config: TaskConfig) -> CaptioningConfig:
 def build_model(config: dict[str, Any], vocab_size: int, pretrained: bool = True) -> ImageCaptioner:
     """The captioner a config describes (backbone weights skipped with ``pretrained=False``)."""
     m = config["model"]
-    backbone = create_backbone(
-        m["backbone"],
-        pretrained=pretrained and m.get("pretrained", True),
-        weights_path=m.get("backbone_weights") if pretrained else None,
-    )
-    if m.get("image_size"):
-        size, p = int(m["image_size"]), backbone.preprocess
-        backbone.preprocess = Preprocess(round(size * p.resize / p.crop), size, p.mean, p.std)
+    backbone = backbone_from_config(m, pretrained)
     kwargs = {k: v for k, v in m.items() if k not in _MODEL_ONLY_KEYS}
     model = create_model(m["name"], backbone=backbone, vocab_size=vocab_size, **kwargs)
     assert isinstance(model, ImageCaptioner)
