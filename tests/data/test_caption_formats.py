@@ -184,5 +184,7 @@ def test_non_rgb_images_are_converted(tmp_path, mode):
 
     path = tmp_path / f"im.{'jpg' if mode in ('L', 'CMYK') else 'png'}"
     Image.new("RGB", (8, 6), (200, 30, 40)).convert(mode).save(path)
-    pixels = read_image(path)
+    notes: list[str] = []
+    pixels = read_image(path, notes)
     assert pixels.shape == (6, 8, 3) and pixels.dtype.name == "uint8"
+    assert notes == [f"{path}: converted {mode} to RGB"]

@@ -127,7 +127,13 @@ def test_edited_vocabulary_and_bad_images_are_refused(shapes, tmp_path):
 
 
 def test_fine_tuning_reads_pixels_not_the_cache(shapes, tmp_path):
-    data, _ = shapes
+    import shutil
+
+    data = tmp_path / "flickr"
+    shutil.copytree(shapes[0], data)
+    train_list = (data / "Flickr8k_text" / "Flickr_8k.trainImages.txt").read_text().split()
+    gray = data / "Flicker8k_Dataset" / train_list[0]
+    Image.open(gray).convert("L").save(gray)  # a grayscale photo among RGB ones
     raw = _config(
         data,
         tmp_path / "unused",
@@ -139,7 +145,10 @@ def test_fine_tuning_reads_pixels_not_the_cache(shapes, tmp_path):
     raw["train"]["epochs"] = 1
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump(raw))
-    _run(["train", str(config), "--out", str(tmp_path / "run")])
+    result = _run(["train", str(config), "--out", str(tmp_path / "run")])
     assert not (tmp_path / "unused").exists()
+    assert "converted 1 non-RGB images to RGB" in result.output
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["converted_to_rgb"] == [f"{gray}: converted L to RGB"]
     image = next((data / "Flicker8k_Dataset").glob("*.jpg"))
     assert image.name in _run(["predict", str(tmp_path / "run"), str(image)]).output

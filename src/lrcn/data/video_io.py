@@ -68,12 +68,18 @@ def _frame_files(folder: Path) -> list[Path]:
     return files
 
 
-def read_image(path: Path) -> np.ndarray:
-    """An image file as ``uint8 (H, W, 3)`` RGB; :class:`VideoError` names an unreadable one."""
+def read_image(path: Path, notes: list[str] | None = None) -> np.ndarray:
+    """An image file as ``uint8 (H, W, 3)`` RGB; :class:`VideoError` names an unreadable one.
+
+    Grayscale, CMYK, RGBA, palette and other modes are converted to RGB; with ``notes`` given,
+    each conversion is recorded there (``"<path>: converted CMYK to RGB"``) for the report.
+    """
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as image:
+            if image.mode != "RGB" and notes is not None:
+                notes.append(f"{path}: converted {image.mode} to RGB")
             return np.asarray(image.convert("RGB"))
     except (OSError, UnidentifiedImageError) as err:
         raise VideoError(path, f"unreadable image ({err})") from None

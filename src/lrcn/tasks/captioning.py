@@ -101,8 +101,16 @@ def _bundle_vocab(bundle: Any) -> Vocabulary:
         raise BundleError(f"{bundle.path / 'bundle.json'}: vocabulary: {err}") from None
 
 
-def _image_frames(path: Path) -> np.ndarray:
-    return read_image(path)[None]  # (1, H, W, 3)
+def _report_conversions(notes: list[str], log: Log) -> list[str]:
+    """Log how many images were not RGB (converted), and return the notes for the report."""
+    if notes:
+        log(f"note: converted {len(notes)} non-RGB images to RGB, e.g. {notes[0]}")
+    return sorted(set(notes))
+
+
+def _image_loader(notes: list[str]) -> Callable[[Path], np.ndarray]:
+    """Images as one-frame clips ``(1, H, W, 3)``, noting every conversion to RGB."""
+    return lambda path: read_image(path, notes)[None]
 
 
 # --------------------------------------------------------------------------------------------
@@ -131,8 +139,10 @@ def _sources(
     skipped: list[Problem],
     log: Log,
     train: bool,
+    notes: list[str],
 ) -> tuple[list[CaptionItem], Source, bool]:
-    """Usable items and a function giving each one's model input; True when it is features."""
+    """Usable items and a function giving each one's model input; True when it is features.
+    Images converted to RGB on the way are recorded in ``notes``."""
     if model.freeze_backbone:
         cache = _cache(config, model)
         missing = cache.missing([item.image for item in items])
@@ -147,7 +157,7 @@ def _sources(
                 model.feature_kind,
                 device,
                 on_error=config.data.on_error,
-                load_frames=_image_frames,
+                load_frames=_image_loader(notes),
             )
             model.backbone.to(memory_format=torch.contiguous_format)
         kept = [item for item in items if cache.has(item.image)]
@@ -161,7 +171,7 @@ def _sources(
     kept = []
     for item in items:
         try:
-            read_image(item.image)
+            read_image(item.image, notes)
             kept.append(item)
         except VideoError as err:
             if config.data.on_error == "raise":
@@ -171,7 +181,7 @@ def _sources(
     def image(i: int) -> Tensor:
         # Random crops in training; no flips: they would swap "left" and "right" in captions.
         offset = (float(np.random.random()), float(np.random.random())) if train else None
-        return preprocess.frames_to_tensor(_image_frames(kept[i].image), offset)[0]
+        return preprocess.frames_to_tensor(read_image(kept[i].image)[None], offset)[0]
 
     return kept, image, False
 
@@ -293,10 +303,13 @@ def train(
     torch.manual_seed(config.train.seed)
     model = build_model(config_dict, len(vocab)).to(device)
     skipped: list[Problem] = list(split.skipped)
+    notes: list[str] = []
     train_items, train_source, features = _sources(
-        config, model, split.train, device, skipped, log, train=True
+        config, model, split.train, device, skipped, log, train=True, notes=notes
     )
-    val_items, val_source, _ = _sources(config, model, split.val, device, skipped, log, train=False)
+    val_items, val_source, _ = _sources(
+        config, model, split.val, device, skipped, log, train=False, notes=notes
+    )
     dataset = CaptionPairs(train_items, train_source, vocab, config.data.max_len)
     weight = getattr(config.model, "attention_regularization", 0.0)
 
@@ -367,6 +380,7 @@ def train(
         "train_images": len(train_items),
         "val_images": len(val_items),
         "skipped": sorted({p.problem for p in skipped}),
+        "converted_to_rgb": _report_conversions(notes, log),
         "best_val_cider": recorder.best,
         "final": recorder.history[-1]["metrics"] if recorder.history else {},
     }
@@ -418,11 +432,12 @@ def evaluate(
     assert isinstance(model, ImageCaptioner)
     data = read_split(config.data)
     skipped: list[Problem] = list(data.skipped)
+    notes: list[str] = []
     items, source, features = _sources(
-        config, model, data.split(split), device, skipped, log, train=False
+        config, model, data.split(split), device, skipped, log, train=False, notes=notes
     )
     train_items, train_source, _ = _sources(
-        config, model, data.train, device, skipped, log, train=False
+        config, model, data.train, device, skipped, log, train=False, notes=notes
     )
     d = config.decode
     result = caption_items(
@@ -476,6 +491,7 @@ def evaluate(
         "images": len(items),
         "beam_size": d.beam_size,
         **scores,
+        "converted_to_rgb": _report_conversions(notes, log),
         "skipped": sorted({p.problem for p in skipped}),
         "outputs": {"metrics": str(out / "metrics.json"), "captions": str(out / "captions.csv")},
     }
