@@ -80,29 +80,36 @@ class FeatureCache:
         todo = self.missing(sources)
         skipped: list[Problem] = []
         backbone = backbone.to(device).eval()
-        if device.type == "cpu":
-            backbone = backbone.to(memory_format=torch.channels_last)
-        for done, source in enumerate(todo, start=1):
-            try:
-                frames = load_frames(source)  # (T, H, W, 3)
-            except VideoError as err:
-                if on_error == "raise":
-                    raise
-                skipped.append(Problem(str(source), str(err)))
-                continue
-            outputs = []
-            with torch.inference_mode():
-                for start in range(0, len(frames), batch_frames):
-                    x = backbone.preprocess.frames_to_tensor(frames[start : start + batch_frames])
-                    x = x.to(device)
-                    if device.type == "cpu":
-                        x = x.contiguous(memory_format=torch.channels_last)
-                    out = backbone(x) if kind == "pooled" else backbone.forward_features(x)
-                    outputs.append(out.float().cpu().numpy().astype(np.float16))
-            path = self.path_for(source)
-            tmp = path.with_suffix(".tmp.npy")
-            np.save(tmp, np.concatenate(outputs))
-            tmp.replace(path)  # a killed extraction never leaves a truncated cache file
-            if progress is not None:
-                progress(done, len(todo))
+        channels_last = device.type == "cpu"  # faster CPU convolutions, for extraction only
+        if channels_last:
+            backbone.to(memory_format=torch.channels_last)
+        try:
+            for done, source in enumerate(todo, start=1):
+                try:
+                    frames = load_frames(source)  # (T, H, W, 3)
+                except VideoError as err:
+                    if on_error == "raise":
+                        raise
+                    skipped.append(Problem(str(source), str(err)))
+                    continue
+                outputs = []
+                with torch.inference_mode():
+                    for start in range(0, len(frames), batch_frames):
+                        x = backbone.preprocess.frames_to_tensor(
+                            frames[start : start + batch_frames]
+                        )
+                        x = x.to(device)
+                        if channels_last:
+                            x = x.contiguous(memory_format=torch.channels_last)
+                        out = backbone(x) if kind == "pooled" else backbone.forward_features(x)
+                        outputs.append(out.float().cpu().numpy().astype(np.float16))
+                path = self.path_for(source)
+                tmp = path.with_suffix(".tmp.npy")
+                np.save(tmp, np.concatenate(outputs))
+                tmp.replace(path)  # a killed extraction never leaves a truncated cache file
+                if progress is not None:
+                    progress(done, len(todo))
+        finally:
+            if channels_last:  # leave the caller's backbone in the layout it had
+                backbone.to(memory_format=torch.contiguous_format)
         return skipped

@@ -26,11 +26,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lrcn.backbones import BACKBONE_KEYS, Backbone, backbone_from_config
+from lrcn.backbones import BACKBONE_KEYS, backbone_from_config
 from lrcn.checkpoint import load_bundle, save_bundle
 from lrcn.config import (
     ActivityConfig,
-    ConfigError,
     TaskConfig,
     VideoDataConfig,
     validate_config,
@@ -45,6 +44,13 @@ from lrcn.data.video_io import VideoError, probe_video
 from lrcn.models import create_model
 from lrcn.models.activity import VideoClassifier
 from lrcn.plots import save_figure
+from lrcn.tasks._common import (
+    expect_task,
+    feature_cache,
+    make_optimizer,
+    make_scheduler,
+    resolve_device,
+)
 from lrcn.training.loop import LoopSettings, fit
 from lrcn.training.run import RunRecorder, open_run
 
@@ -58,9 +64,7 @@ _MODEL_ONLY_KEYS = ("name", *BACKBONE_KEYS)
 
 def as_activity(config: TaskConfig) -> ActivityConfig:
     """``config`` as an activity config, or a clear error naming its task."""
-    if not isinstance(config, ActivityConfig):
-        raise ConfigError(f"this command is for task 'activity'; the config is for {config.task!r}")
-    return config
+    return expect_task(config, ActivityConfig, "activity")
 
 
 def build_model(
@@ -92,40 +96,9 @@ def read_split(data: VideoDataConfig) -> VideoSplit:
     )
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"train.device={name!r} but no CUDA GPU is available; use 'cpu' or 'auto'")
-    return device
-
-
 # --------------------------------------------------------------------------------------------
 # Inputs: frames or cached features
 # --------------------------------------------------------------------------------------------
-
-
-def _weights_identity(model_cfg: dict[str, Any]) -> str:
-    if not model_cfg.get("pretrained", True):
-        return "random-init"
-    weights = model_cfg.get("backbone_weights")
-    if weights:
-        import hashlib
-
-        return "sha1:" + hashlib.sha1(Path(weights).read_bytes()).hexdigest()
-    return "packaged"
-
-
-def feature_cache(config: ActivityConfig, backbone: Backbone, kind: str) -> FeatureCache:
-    root = config.train.feature_cache or (Path(config.data.root).parent / ".lrcn-features")
-    identity = {
-        "backbone": backbone.name,
-        "weights": _weights_identity(config.model.model_dump(mode="json")),
-        "preprocess": backbone.preprocess.to_dict(),
-        "kind": kind,
-    }
-    return FeatureCache(root, identity)
 
 
 def _frame_counts(
@@ -172,7 +145,6 @@ def _inputs(
             skipped += cache.extract(
                 missing, model.backbone, model.feature_kind, device, on_error=config.data.on_error
             )
-            model.backbone.to(memory_format=torch.contiguous_format)
         elif missing:
             cache = None  # evaluate without extracting: decode frames instead
     kept, counts = _frame_counts(items, cache, config.data.on_error, skipped)
@@ -186,7 +158,13 @@ def _cached(cache: FeatureCache | None) -> Callable[[VideoItem], np.ndarray] | N
     return lambda item: cache.load(item.path)
 
 
-def _eval_set(config: ActivityConfig, model: VideoClassifier, items, counts, cache) -> EvalVideos:  # type: ignore[no-untyped-def]
+def _eval_set(
+    config: ActivityConfig,
+    model: VideoClassifier,
+    items: list[VideoItem],
+    counts: list[int],
+    cache: FeatureCache | None,
+) -> EvalVideos:
     d = config.data
     return EvalVideos(
         items,
@@ -294,27 +272,6 @@ def _summary(scores: dict[str, Any], classes: list[str]) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 
 
-def _optimizer(config: TaskConfig, model: nn.Module) -> torch.optim.Optimizer:
-    t = config.train
-    params = [p for p in model.parameters() if p.requires_grad]
-    if t.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
-    if t.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay)
-    return torch.optim.Adam(params, lr=t.lr, weight_decay=t.weight_decay)
-
-
-def _scheduler(
-    config: TaskConfig, optimizer: torch.optim.Optimizer
-) -> torch.optim.lr_scheduler.LRScheduler | None:
-    t = config.train
-    if t.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=t.epochs)
-    if t.schedule == "step":
-        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=t.step_size, gamma=t.gamma)
-    return None
-
-
 def _loss(
     model: nn.Module, batch: dict[str, Any], features: bool, device: torch.device
 ) -> tuple[Tensor, int]:
@@ -376,8 +333,8 @@ def train(
     )
     eval_set = _eval_set(config, model, test_items, test_counts, test_cache)
 
-    optimizer = _optimizer(config, model)
-    scheduler = _scheduler(config, optimizer)
+    optimizer = make_optimizer(config, model)
+    scheduler = make_scheduler(config, optimizer)
 
     def bundle_to(folder: Path, extra: dict[str, Any]) -> None:
         save_bundle(folder, model, config_dict, split.classes, model.backbone.preprocess, extra)

@@ -33,7 +33,6 @@ from lrcn.config import (
     apply_overrides,
     validate_config,
 )
-from lrcn.data.features import FeatureCache
 from lrcn.data.formats.captions import (
     CaptionItem,
     CaptionSplit,
@@ -47,6 +46,13 @@ from lrcn.data.vocab import Vocabulary
 from lrcn.decoding import BeamResult, beam_search
 from lrcn.models import create_model
 from lrcn.models.captioning import ImageCaptioner, caption_loss
+from lrcn.tasks._common import (
+    expect_task,
+    feature_cache,
+    make_optimizer,
+    make_scheduler,
+    resolve_device,
+)
 from lrcn.training.loop import LoopSettings, fit
 from lrcn.training.run import RunRecorder, open_run
 
@@ -61,11 +67,7 @@ _MODEL_ONLY_KEYS = ("name", *BACKBONE_KEYS, "attention_regularization")
 
 def as_captioning(config: TaskConfig) -> CaptioningConfig:
     """``config`` as a captioning config, or a clear error naming its task."""
-    if not isinstance(config, CaptioningConfig):
-        raise ConfigError(
-            f"this command is for task 'captioning'; the config is for {config.task!r}"
-        )
-    return config
+    return expect_task(config, CaptioningConfig, "captioning")
 
 
 def build_model(config: dict[str, Any], vocab_size: int, pretrained: bool = True) -> ImageCaptioner:
@@ -118,19 +120,6 @@ def _image_loader(notes: list[str]) -> Callable[[Path], np.ndarray]:
 # --------------------------------------------------------------------------------------------
 
 
-def _cache(config: CaptioningConfig, model: ImageCaptioner) -> FeatureCache:
-    from lrcn.tasks.activity import _weights_identity
-
-    root = config.train.feature_cache or (Path(config.data.root).parent / ".lrcn-features")
-    identity = {
-        "backbone": model.backbone.name,
-        "weights": _weights_identity(config.model.model_dump(mode="json")),
-        "preprocess": model.backbone.preprocess.to_dict(),
-        "kind": model.feature_kind,
-    }
-    return FeatureCache(root, identity)
-
-
 def _sources(
     config: CaptioningConfig,
     model: ImageCaptioner,
@@ -144,7 +133,7 @@ def _sources(
     """Usable items and a function giving each one's model input; True when it is features.
     Images converted to RGB on the way are recorded in ``notes``."""
     if model.freeze_backbone:
-        cache = _cache(config, model)
+        cache = feature_cache(config, model.backbone, model.feature_kind)
         missing = cache.missing([item.image for item in items])
         if missing:
             log(
@@ -159,7 +148,6 @@ def _sources(
                 on_error=config.data.on_error,
                 load_frames=_image_loader(notes),
             )
-            model.backbone.to(memory_format=torch.contiguous_format)
         kept = [item for item in items if cache.has(item.image)]
 
         def features(i: int) -> Tensor:
@@ -281,8 +269,6 @@ def train(
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Train (or resume) a captioning run; returns its report."""
-    from lrcn.tasks.activity import _optimizer, _scheduler, resolve_device
-
     run, task_config = open_run(run_dir, config, resume)
     config = as_captioning(task_config)
     config_dict = config.model_dump(mode="json")
@@ -332,8 +318,8 @@ def train(
         scores = caption_metrics(references, {str(i): t for i, t in enumerate(texts)}, full=False)
         return {"val_bleu4": scores["bleu4"], "val_cider": scores["cider"]}
 
-    optimizer = _optimizer(config, model)
-    scheduler = _scheduler(config, optimizer)
+    optimizer = make_optimizer(config, model)
+    scheduler = make_scheduler(config, optimizer)
     extra_meta = {"vocab": vocab.to_dict()}
 
     def bundle_to(folder: Path, extra: dict[str, Any]) -> None:
@@ -418,7 +404,6 @@ def evaluate(
 ) -> dict[str, Any]:
     """Caption a split with beam search; score it and two baselines with pycocoevalcap."""
     from lrcn.metrics.captioning import caption_metrics
-    from lrcn.tasks.activity import resolve_device
 
     bundle = load_bundle(run_dir, which=which)
     config = as_captioning(
@@ -515,8 +500,6 @@ def predict(
 ) -> list[dict[str, Any]]:
     """Caption each image (beam search). With ``attention_dir``, an attention model also saves
     ``<image>-attention.png``: the image and, per word, the attention map laid over it."""
-    from lrcn.tasks.activity import resolve_device
-
     bundle = load_bundle(run_dir, which=which)
     config = as_captioning(validate_config(bundle.config))
     vocab = _bundle_vocab(bundle)
