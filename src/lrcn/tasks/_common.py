@@ -32,7 +32,9 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"train.device={name!r} but no CUDA GPU is available; use 'cpu' or 'auto'")
+        raise ConfigError(
+            f"train.device: {name!r} asked for, but no CUDA GPU is available; use 'cpu' or 'auto'"
+        )
     return device
 
 

@@ -32,6 +32,7 @@ from lrcn.config import (
     ActivityConfig,
     TaskConfig,
     VideoDataConfig,
+    apply_overrides,
     validate_config,
 )
 from lrcn.data.clips import EvalVideos, TrainClips, collate_eval, collate_train
@@ -409,8 +410,6 @@ def evaluate(
 ) -> dict[str, Any]:
     """Score a run's bundle on its test split; write metrics.json, confusion.png and
     predictions.csv into ``out_dir`` (default ``<run>/eval-<which>``)."""
-    from lrcn.config import apply_overrides
-
     bundle = load_bundle(run_dir, which=which)
     config = as_activity(
         validate_config(
