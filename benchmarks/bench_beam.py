@@ -65,7 +65,8 @@ def run(quick: bool = False) -> list[dict[str, float | str]]:
 
     from lrcn.checkpoint import save_bundle
     from lrcn.data.vocab import SPECIALS, Vocabulary
-    from lrcn.tasks.captioning import predict
+    from lrcn.models.captioning import CaptioningExtras
+    from lrcn.tasks import predict_run
 
     with tempfile.TemporaryDirectory() as tmp:
         photo = Path(tmp) / "photo.jpg"
@@ -89,11 +90,10 @@ def run(quick: bool = False) -> list[dict[str, float | str]]:
             Path(tmp) / "bundle",
             model,
             config,
-            [],
+            CaptioningExtras.of(vocab),
             model.backbone.preprocess,
-            {"vocab": vocab.to_dict()},
         )
-        latency = best_ms(lambda: predict(Path(tmp) / "bundle", [photo], device="cpu"), 3)
+        latency = best_ms(lambda: predict_run(Path(tmp) / "bundle", [photo]), 3)
     rows.append(
         {
             "what": "one photo, end to end (load bundle, JPEG, CNN 224, beam 5)",

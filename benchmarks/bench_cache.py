@@ -6,9 +6,8 @@ import json
 import tempfile
 from pathlib import Path
 
-from lrcn.config import validate_config
 from lrcn.data.synthetic import write_order_ucf101
-from lrcn.tasks.activity import train
+from lrcn.tasks import train, validate_config
 
 
 def _config(videos: Path, cache: Path, frozen_cache: bool) -> dict:

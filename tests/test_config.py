@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from lrcn.config import ConfigError, apply_overrides, config_to_yaml, load_config
+from lrcn.config import ConfigError, apply_overrides, config_to_yaml
+from lrcn.tasks import list_tasks, load_config
 
 CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
 
@@ -16,7 +17,7 @@ def test_configs_are_shipped():
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
 def test_every_shipped_config_validates(path):
     config = load_config(path)
-    assert config.task in ("activity", "captioning")
+    assert config.task in list_tasks()
 
 
 def _write(tmp_path, text):
@@ -77,6 +78,25 @@ def test_bad_files(tmp_path):
         load_config(tmp_path / "none.yaml")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(_write(tmp_path, "task: [activity\n"))
-    with pytest.raises(ConfigError, match=r"task: expected one of \['activity', 'captioning'\]"):
+    with pytest.raises(
+        ConfigError, match=r"exp.yaml:1: task: unknown task 'segmentation'; expected activity, "
+    ):
         load_config(_write(tmp_path, "task: segmentation\n"))
     assert apply_overrides({"a": {"b": 1}}, ["a.c=2"]) == {"a": {"b": 1, "c": 2}}
+
+
+def test_an_override_is_named_as_one_not_given_a_line_of_the_file(tmp_path):
+    path = _write(tmp_path, BASE + "train:\n  epochs: 3\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path, ["train.epochs=ten"])
+    assert str(err.value).startswith("exp.yaml (--set): train.epochs:") or (
+        "(--set): train.epochs:" in str(err.value)
+    )
+    assert "exp.yaml:9" not in str(err.value)
+
+
+def test_device_and_group_pattern_are_checked_when_read(tmp_path):
+    with pytest.raises(ConfigError, match=r"train.device: String should match"):
+        load_config(_write(tmp_path, BASE), ["train.device=tpu"])
+    with pytest.raises(ConfigError, match=r"data.group_pattern: Value error, not a valid regular"):
+        load_config(_write(tmp_path, BASE), ["data.group_pattern=_g(\\d+"])

@@ -3,13 +3,15 @@
 A bundle is a folder::
 
     model.safetensors   the weights (backbone and head), tensors only
-    bundle.json         lrcn version, task, the resolved config, class names and the
-                        backbone's preprocessing preset
+    bundle.json         format, lrcn version, task, the resolved config, the backbone's
+                        preprocessing preset, the task's typed extras (class names, a
+                        vocabulary, ...), and the epoch and metrics it was saved at
 
-``load_bundle`` rebuilds the model from the config through the model registry and loads the
-weights strictly, so a bundle never unpickles code, and weights that do not fit the config
-(a bundle from elsewhere, edited by hand, or from an incompatible version) fail with a message
-naming the file and the mismatching keys.
+``load_bundle`` rebuilds the model from the config's ``model`` section and the extras through
+the model registry (:mod:`lrcn.models`) and loads the weights strictly, so a bundle never
+unpickles code, loading imports no training or task code, and weights that do not fit the
+config (a bundle edited by hand, from elsewhere, or from an incompatible version) fail with a
+message naming the file and the mismatching keys and shapes.
 
 Resuming training needs more: ``train_state.pt`` beside the bundle holds optimizer and
 scheduler state and counters, saved with ``torch.save`` of tensors and plain types and loaded
@@ -19,32 +21,40 @@ with ``weights_only=True``.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
+from pydantic import BaseModel, ValidationError
 from torch import nn
 
 import lrcn
 from lrcn.backbones import Preprocess
+from lrcn.config import ConfigError
+from lrcn.errors import LrcnError
+from lrcn.models import build_model, model_entry
 
 WEIGHTS = "model.safetensors"
 META = "bundle.json"
 TRAIN_STATE = "train_state.pt"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+
+E = TypeVar("E", bound=BaseModel)
 
 __all__ = [
     "Bundle",
     "BundleError",
     "load_bundle",
     "load_train_state",
+    "read_bundle_task",
+    "resolve_bundle_dir",
     "save_bundle",
     "save_train_state",
 ]
 
 
-class BundleError(ValueError):
+class BundleError(LrcnError):
     """A bundle that cannot be loaded; the message names the file and the problem."""
 
 
@@ -53,24 +63,31 @@ class Bundle:
     """A loaded bundle: the model (eval mode) and what it needs to be used."""
 
     model: nn.Module
+    task: str
     config: dict[str, Any]
-    classes: list[str]
+    extras: BaseModel  # the model family's typed extras, e.g. ActivityExtras(classes=[...])
     preprocess: Preprocess
-    metadata: dict[str, Any]
     path: Path
+    epoch: int | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
 
-    @property
-    def task(self) -> str:
-        return str(self.config.get("task"))
+    def extras_as(self, kind: type[E]) -> E:
+        """The extras as the task expects them (a bundle of another task is an error)."""
+        if not isinstance(self.extras, kind):
+            raise BundleError(
+                self.path / META, f"holds a {self.task} model, not what this command needs"
+            )
+        return self.extras
 
 
 def save_bundle(
     folder: str | Path,
     model: nn.Module,
     config: dict[str, Any],
-    classes: list[str],
+    extras: BaseModel,
     preprocess: Preprocess,
-    extra: dict[str, Any] | None = None,
+    epoch: int | None = None,
+    metrics: dict[str, float] | None = None,
 ) -> Path:
     """Write ``model``'s weights and metadata into ``folder`` (created, files replaced)."""
     from safetensors.torch import save_file
@@ -86,11 +103,14 @@ def save_bundle(
         "lrcn_version": lrcn.__version__,
         "task": config.get("task"),
         "config": config,
-        "classes": list(classes),
         "preprocess": preprocess.to_dict(),
-        **(extra or {}),
+        "extras": extras.model_dump(mode="json"),
+        "epoch": epoch,
+        "metrics": metrics or {},
     }
-    (folder / META).write_text(json.dumps(meta, indent=1))
+    tmp_meta = folder / (META + ".tmp")
+    tmp_meta.write_text(json.dumps(meta, indent=1))
+    tmp_meta.replace(folder / META)
     return folder
 
 
@@ -98,20 +118,25 @@ def _read_meta(folder: Path) -> dict[str, Any]:
     meta_path = folder / META
     if not meta_path.is_file():
         raise BundleError(
-            f"{folder}: not an lrcn bundle (no {META}); expected a run's best/ or last/ folder"
+            folder, f"not an lrcn bundle (no {META})", expected="a run's best/ or last/ folder"
         )
     try:
         meta = json.loads(meta_path.read_text())
-    except json.JSONDecodeError as err:
-        raise BundleError(f"{meta_path}: not valid JSON ({err})") from None
-    for key in ("format", "task", "config", "classes", "preprocess"):
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise BundleError(meta_path, f"not valid JSON ({err})") from None
+    if not isinstance(meta, dict):
+        raise BundleError(meta_path, "expected a JSON object")
+    for key in ("format", "task", "config", "preprocess", "extras"):
         if key not in meta:
-            raise BundleError(f"{meta_path}: missing {key!r}; is this an lrcn bundle?")
+            raise BundleError(meta_path, f"missing {key!r}; is this an lrcn bundle?")
     if meta["format"] != FORMAT_VERSION:
         raise BundleError(
-            f"{meta_path}: bundle format {meta['format']} is not {FORMAT_VERSION}, the one "
-            f"lrcn {lrcn.__version__} reads"
+            meta_path,
+            f"bundle format {meta['format']} is not {FORMAT_VERSION}, the one lrcn "
+            f"{lrcn.__version__} reads",
         )
+    if not isinstance(meta["config"], dict) or not isinstance(meta["config"].get("model"), dict):
+        raise BundleError(meta_path, "config.model: missing or not a mapping")
     return meta
 
 
@@ -123,8 +148,34 @@ def resolve_bundle_dir(path: str | Path, which: str = "best") -> Path:
     if (path / which / META).is_file():
         return path / which
     if not path.exists():
-        raise BundleError(f"{path}: no such run or bundle folder")
-    raise BundleError(f"{path}: neither a bundle nor a run folder with a {which}/ bundle")
+        raise BundleError(path, "no such run or bundle folder")
+    raise BundleError(path, f"neither a bundle nor a run folder with a {which}/ bundle")
+
+
+def read_bundle_task(path: str | Path, which: str = "best") -> str:
+    """The task of a bundle (or a run's bundle), read from its ``bundle.json``; nothing built."""
+    return str(_read_meta(resolve_bundle_dir(path, which))["task"])
+
+
+def _check_fit(model: nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
+    """Every tensor present, none extra, each of the model's shape; else name them."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    wrong = [
+        f"{k} {tuple(state[k].shape)} in the file, {tuple(v.shape)} in the model"
+        for k, v in own.items()
+        if k in state and state[k].shape != v.shape
+    ]
+    if missing or unexpected or wrong:
+        parts = [f"{len(wrong)} of another shape (e.g. {wrong[:2]})"] if wrong else []
+        parts += [f"{len(missing)} missing (e.g. {missing[:3]})"] if missing else []
+        parts += [f"{len(unexpected)} unexpected (e.g. {unexpected[:3]})"] if unexpected else []
+        raise BundleError(
+            path,
+            "weights do not fit the model bundle.json describes: " + "; ".join(parts),
+            expected="bundle.json's config.model and extras as saved with these weights",
+        )
 
 
 def load_bundle(
@@ -136,31 +187,44 @@ def load_bundle(
 
     folder = resolve_bundle_dir(path, which)
     meta = _read_meta(folder)
+    meta_path = folder / META
     weights_path = folder / WEIGHTS
     if not weights_path.is_file():
-        raise BundleError(f"{weights_path}: weights file missing")
+        raise BundleError(weights_path, "weights file missing")
     try:
         state = load_file(str(weights_path), device=str(device))
     except (SafetensorError, OSError) as err:
-        raise BundleError(f"{weights_path}: not a readable safetensors file ({err})") from None
-    from lrcn.tasks import build_model_from_config
-
-    model = build_model_from_config(meta["config"], meta, pretrained=False)
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
+        raise BundleError(weights_path, f"not a readable safetensors file ({err})") from None
+    try:
+        preprocess = Preprocess.from_dict(meta["preprocess"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise BundleError(meta_path, f"preprocess: {err!r}") from None
+    try:
+        entry = model_entry(str(meta["config"]["model"].get("name")), str(meta_path))
+        extras = entry.family.extras.model_validate(meta["extras"])
+        model = build_model(meta["config"]["model"], extras, False, str(meta_path))
+    except ValidationError as err:
+        problem = err.errors()[0]
+        key = ".".join(str(p) for p in problem["loc"])
+        raise BundleError(meta_path, f"extras.{key}: {problem['msg']}") from None
+    except ConfigError as err:
+        raise BundleError(str(err)) from None
+    if meta["task"] != entry.family.task:
         raise BundleError(
-            f"{weights_path}: weights do not fit model {meta['config']['model']['name']!r}: "
-            f"{len(missing)} missing (e.g. {missing[:3]}), {len(unexpected)} unexpected "
-            f"(e.g. {unexpected[:3]})"
+            meta_path, f"task {meta['task']!r} does not match model {entry.name!r}'s family"
         )
+    _check_fit(model, state, weights_path)
+    model.load_state_dict(state)
     model.to(device).eval()
     return Bundle(
         model,
+        entry.family.task,
         meta["config"],
-        meta["classes"],
-        Preprocess.from_dict(meta["preprocess"]),
-        meta,
+        extras,
+        preprocess,
         folder,
+        meta.get("epoch"),
+        meta.get("metrics") or {},
     )
 
 
@@ -176,11 +240,11 @@ def load_train_state(folder: str | Path) -> dict[str, Any]:
     """Read ``train_state.pt`` with ``weights_only=True`` (no code runs)."""
     path = Path(folder) / TRAIN_STATE
     if not path.is_file():
-        raise BundleError(f"{path}: no training state to resume from")
+        raise BundleError(path, "no training state to resume from")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        raise BundleError(f"{path}: cannot be loaded safely ({err})") from None
+        raise BundleError(path, f"cannot be loaded safely ({type(err).__name__})") from None
     if not isinstance(state, dict):
-        raise BundleError(f"{path}: expected a dict of training state")
+        raise BundleError(path, "expected a dict of training state")
     return state

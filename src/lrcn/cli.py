@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
+from typer.core import TyperCommand
 
 from lrcn import __version__
 
@@ -35,47 +37,103 @@ SetOption = Annotated[
     list[str] | None,
     typer.Option("--set", help="Override a config value: key.path=value (repeatable)."),
 ]
+QuietOption = Annotated[
+    bool, typer.Option("--quiet", "-q", help="No progress bars (none either off a terminal).")
+]
+WhichOption = Annotated[
+    str, typer.Option(help="Which checkpoint: best (chosen on validation) or last.")
+]
+_EXIT_BAD_INPUT = 2
 
 
 def _friendly_errors(fn: F) -> F:
-    """Bad input ends in one clear line on stderr and exit code 2, not a traceback."""
+    """The one place errors become output: bad input (an :class:`~lrcn.errors.LrcnError`, or a
+    file the system refuses) ends in one line on stderr and exit code 2; anything else is a bug
+    in lrcn and ends in one line too, with exit code 1 (``LRCN_TRACEBACK=1`` shows the
+    traceback)."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from lrcn.checkpoint import BundleError
-        from lrcn.config import ConfigError
-        from lrcn.data.items import DataError
-        from lrcn.data.video_io import VideoError
+        from lrcn.errors import LrcnError
 
         try:
             return fn(*args, **kwargs)
-        except (
-            ConfigError,
-            DataError,
-            VideoError,
-            BundleError,
-            FileExistsError,
-            FileNotFoundError,
-        ) as err:
-            typer.echo(f"error: {err}", err=True)
-            raise typer.Exit(2) from None
+        except LrcnError as err:
+            _fail(str(err), _EXIT_BAD_INPUT)
+        except OSError as err:  # permissions, a full disk, a file where a folder should be
+            where = err.filename if err.filename is not None else "file system"
+            _fail(f"{where}: {err.strerror or err}", _EXIT_BAD_INPUT)
+        except FloatingPointError as err:
+            _fail(str(err), 1)
+        except KeyboardInterrupt:
+            _fail("interrupted", 130)
+        except Exception as err:
+            if _is_cli_exit(err) or os.environ.get("LRCN_TRACEBACK"):
+                raise
+            _fail(
+                f"internal error ({type(err).__name__}: {err}); this is a bug in lrcn, please "
+                "report it with the traceback that LRCN_TRACEBACK=1 prints",
+                1,
+            )
 
     return wrapper  # type: ignore[return-value]
 
 
-@contextmanager
-def _progress() -> Iterator[Callable[[str, int, int], None]]:
-    """A progress bar on stderr driven by ``update(description, step, total)`` calls."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+def _is_cli_exit(err: BaseException) -> bool:
+    """typer's and click's own exits and usage errors (typer vendors its own click)."""
+    return any(
+        k.__name__ in ("ClickException", "Exit", "Abort")
+        and k.__module__.split(".")[0] in ("click", "typer")
+        for k in type(err).__mro__
+    )
 
+
+def _fail(message: str, code: int) -> NoReturn:
+    lines = message.splitlines() or [""]
+    typer.echo(f"error: {lines[0]}", err=True)
+    for line in lines[1:]:  # a config with several bad keys: one line each
+        typer.echo(f"error: {line}", err=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def _progress(quiet: bool = False) -> Iterator[Callable[[str, int, int], None] | None]:
+    """A progress bar with rate and ETA on stderr, driven by ``update(description, step,
+    total)``; None (no bar) with ``quiet`` or when stderr is not a terminal."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+    from rich.text import Text
+
+    class Rate(ProgressColumn):
+        def render(self, task: Any) -> Text:
+            return Text(f"{task.speed:.1f}/s" if task.speed else "")
+
+    console = _stderr_console()
+    if quiet or not console.is_terminal:
+        yield None
+        return
     with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        transient=True, console=_stderr_console(),
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), Rate(),
+        TimeElapsedColumn(), TimeRemainingColumn(), transient=True, console=console,
     ) as bar:  # fmt: skip
-        task = bar.add_task("", total=None)
+        tasks: dict[str, Any] = {}
 
         def update(description: str, step: int, total: int) -> None:
-            bar.update(task, description=description, completed=step, total=total)
+            # One bar per kind of work ("features", "evaluating", "epoch 3/10 ..."): a new
+            # description that is not an epoch's starts its own bar, so rates stay honest.
+            key = description.split(" loss ")[0]
+            if key not in tasks:
+                for old in tasks.values():
+                    bar.update(old, visible=False)
+                tasks[key] = bar.add_task(description, total=total)
+            bar.update(tasks[key], description=description, completed=step, total=total)
 
         yield update
 
@@ -90,49 +148,6 @@ def _log(message: str) -> None:
     typer.echo(message, err=True)
 
 
-def _bundle_task(run_dir: Path, which: str) -> str:
-    """The task of a run's bundle, read from its bundle.json (no model is built)."""
-    from lrcn.checkpoint import META, resolve_bundle_dir
-
-    folder = resolve_bundle_dir(run_dir, which)
-    try:
-        return str(json.loads((folder / META).read_text()).get("task"))
-    except json.JSONDecodeError as err:
-        from lrcn.checkpoint import BundleError
-
-        raise BundleError(f"{folder / META}: not valid JSON ({err})") from None
-
-
-def _print_caption_scores(summary: dict[str, Any]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    names = ["bleu1", "bleu2", "bleu3", "bleu4", "meteor", "rouge_l", "cider"]
-    table = Table(
-        title=f"{summary['split']} split, {summary['images']} images, beam {summary['beam_size']}"
-    )
-    table.add_column("captions from")
-    for n in names:
-        table.add_column(
-            n.replace("rouge_l", "ROUGE-L").replace("cider", "CIDEr-D").upper()
-            if n.startswith("bleu")
-            else {"meteor": "METEOR", "rouge_l": "ROUGE-L", "cider": "CIDEr-D"}[n],
-            justify="right",
-        )
-    for row in ("model", "nearest_neighbour", "most_frequent_caption"):
-        table.add_row(row.replace("_", " "), *(f"{summary[row][n]:.3f}" for n in names))
-    Console().print(table)
-    for name, path in summary["outputs"].items():
-        typer.echo(f"{name}: {path}")
-
-
-def _task_module(task: str) -> Any:
-    """The pipeline module of a task (lrcn.tasks.<task>)."""
-    import importlib
-
-    return importlib.import_module(f"lrcn.tasks.{task}")
-
-
 def _default_run_dir(config_path: Path) -> Path:
     base = Path("runs") / config_path.stem
     run, n = base, 1
@@ -140,6 +155,92 @@ def _default_run_dir(config_path: Path) -> Path:
         n += 1
         run = base.with_name(f"{base.name}-{n}")
     return run
+
+
+# --------------------------------------------------------------------------------------------
+# Task options: `lrcn evaluate` and `lrcn predict` take the options their tasks declare
+# --------------------------------------------------------------------------------------------
+
+
+class _TaskOptionsCommand(TyperCommand):
+    """A command whose task-specific options (``--beam``, ``--top``, ...) come from the task
+    registry, loaded only when the command runs or shows its help (``lrcn --help`` stays
+    free of torch). The values given on the command line reach the callback in
+    ``ctx.meta["task_options"]``; the task checks they apply to it."""
+
+    stage = ""  # "evaluate" or "predict": which of Task.<stage>_options
+
+    def _specs(self) -> list[Any]:
+        from lrcn.tasks import get_task, list_tasks
+
+        merged: dict[str, tuple[Any, list[str]]] = {}
+        for name in list_tasks():
+            for option in getattr(get_task(name), f"{self.stage}_options"):
+                merged.setdefault(option.name, (option, []))[1].append(name)
+        return [(option, tasks) for option, tasks in merged.values()]
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        params = super().get_params(ctx)
+        if getattr(self, "_task_params", None) is None:
+            self._task_params = _typer_options(self._specs())
+        return params[:-1] + self._task_params + params[-1:]  # --help stays last
+
+    def invoke(self, ctx: Any) -> Any:
+        given = {}
+        for option, _ in self._specs():
+            value = ctx.params.pop(option.name, None)
+            source = ctx.get_parameter_source(option.name)
+            if source is not None and source.name == "COMMANDLINE":
+                given[option.name] = value
+        ctx.meta["task_options"] = given
+        return super().invoke(ctx)
+
+
+def _typer_options(specs: list[Any]) -> list[Any]:
+    """Click parameters for task options, made by typer itself from a function signature (so
+    they look and parse like every other option), all defaulting to None (= not given)."""
+    import inspect
+
+    parameters = []
+    for option, tasks in specs:
+        info = typer.Option(
+            option.flag,
+            help=f"{', '.join(tasks)}: {option.help}",
+            min=option.min,
+            rich_help_panel="Options of some tasks",
+        )
+        kind = bool if option.type is bool else option.type | None
+        parameters.append(
+            inspect.Parameter(
+                option.name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=False if option.type is bool else None,
+                annotation=Annotated[kind, info],
+            )
+        )
+
+    def options(**kwargs: Any) -> None:
+        """Never called: only its signature is read."""
+
+    options.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    options.__annotations__ = {p.name: p.annotation for p in parameters}
+    holder = typer.Typer(add_completion=False)
+    holder.command()(options)
+    names = {p.name for p in parameters}
+    return [p for p in typer.main.get_command(holder).params if p.name in names]
+
+
+class _EvaluateCommand(_TaskOptionsCommand):
+    stage = "evaluate"
+
+
+class _PredictCommand(_TaskOptionsCommand):
+    stage = "predict"
+
+
+# --------------------------------------------------------------------------------------------
+# Commands
+# --------------------------------------------------------------------------------------------
 
 
 @app.command()
@@ -155,134 +256,85 @@ def train(
     resume: Annotated[
         Path | None, typer.Option(help="Continue this run folder from its last epoch.")
     ] = None,
+    quiet: QuietOption = False,
 ) -> None:
     """Train a model; writes checkpoints, metrics and curves into a run folder."""
-    from lrcn.config import load_config
+    from lrcn.tasks import load_config
+    from lrcn.tasks import train as train_run
 
     if resume is not None:
-        if config is not None or set_:
+        if config is not None or set_ or out is not None:
             raise typer.BadParameter(
-                "--resume continues a run with its saved config; drop CONFIG and --set"
+                "--resume continues a run with its saved config; drop CONFIG, --set and --out"
             )
-        import yaml
-
-        saved = resume / "config.yaml"
-        if not saved.is_file():
-            raise FileNotFoundError(f"{resume}: no config.yaml; is this a run folder?")
-        task = yaml.safe_load(saved.read_text()).get("task")
-        with _progress() as progress:
-            report = _task_module(task).train(
-                None, resume, resume=True, log=_log, progress=progress
-            )
+        with _progress(quiet) as progress:
+            report = train_run(None, resume, resume=True, log=_log, progress=progress)
     else:
         if config is None:
             raise typer.BadParameter("give a CONFIG file, or --resume RUN_DIR")
         cfg = load_config(config, set_ or [])
         run = out or _default_run_dir(config)
         _log(f"run folder: {run}")
-        with _progress() as progress:
-            report = _task_module(cfg.task).train(cfg, run, log=_log, progress=progress)
+        with _progress(quiet) as progress:
+            report = train_run(cfg, run, log=_log, progress=progress)
     typer.echo(report["summary"])
 
 
-@app.command()
+@app.command(cls=_EvaluateCommand)
 @_friendly_errors
 def evaluate(
+    ctx: typer.Context,
     run_dir: Annotated[Path, typer.Argument(help="A run folder (or a bundle folder).")],
     set_: SetOption = None,
-    which: Annotated[str, typer.Option(help="Which checkpoint: best or last.")] = "best",
-    split: Annotated[
-        str, typer.Option(help="Captioning: the split to caption (test or val).")
-    ] = "test",
+    which: WhichOption = "best",
+    split: Annotated[str, typer.Option(help="The split to score: test or val.")] = "test",
+    out: Annotated[
+        Path | None, typer.Option(help="Folder for the results (default: RUN/eval-WHICH-SPLIT).")
+    ] = None,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print the metrics as one JSON object.")
     ] = False,
+    quiet: QuietOption = False,
 ) -> None:
-    """Score a trained model on its test split (activity: accuracy, per class, confusion matrix;
-    captioning: BLEU-1..4, METEOR, ROUGE-L, CIDEr-D beside two baselines)."""
-    task = _bundle_task(run_dir, which)
-    with _progress() as progress:
-        if task == "captioning":
-            from lrcn.tasks.captioning import evaluate as evaluate_captions
+    """Score a trained model on its test split with its task's metrics, beside baselines
+    (activity: accuracy, per class, confusion matrix; captioning: BLEU, METEOR, ROUGE-L,
+    CIDEr-D)."""
+    from lrcn.tasks import evaluate_run
 
-            summary = evaluate_captions(
-                run_dir, set_ or [], which=which, split=split, log=_log, progress=progress
-            )
-        else:
-            from lrcn.tasks.activity import evaluate as evaluate_run
-
-            summary = evaluate_run(run_dir, set_ or [], which=which, log=_log, progress=progress)
+    with _progress(quiet or json_output) as progress:
+        task, summary = evaluate_run(
+            run_dir, set_ or [], which, split, ctx.meta["task_options"], out, _log, progress
+        )
     if json_output:
         typer.echo(json.dumps(summary))
-        return
-    if task == "captioning":
-        _print_caption_scores(summary)
-        return
-    k = next(key for key in summary if key.startswith("video_top") and key != "video_top1")
-    typer.echo(
-        f"videos {summary['videos']}, clips {summary['clips']}\n"
-        f"video top-1 {summary['video_top1']:.3f}   {k} {summary[k]:.3f}   "
-        f"mean class accuracy {summary['video_mean_class_accuracy']:.3f}\n"
-        f"clip  top-1 {summary['clip_top1']:.3f}"
-    )
-    if summary["skipped"]:
-        typer.echo(
-            f"skipped {len(summary['skipped'])} videos:\n  " + "\n  ".join(summary["skipped"])
-        )
-    for name, path in summary["outputs"].items():
-        typer.echo(f"{name}: {path}")
+    else:
+        task.render_evaluation(summary, typer.echo)
 
 
-@app.command()
+@app.command(cls=_PredictCommand)
 @_friendly_errors
 def predict(
+    ctx: typer.Context,
     run_dir: Annotated[Path, typer.Argument(help="A run folder (or a bundle folder).")],
-    inputs: Annotated[list[Path], typer.Argument(help="Videos (activity) or images (captioning).")],
-    top: Annotated[int, typer.Option(min=1, help="Activity: classes shown per video.")] = 5,
-    beam: Annotated[
-        int | None, typer.Option(min=1, help="Captioning: beam size (default: the config's).")
-    ] = None,
-    n_best: Annotated[int, typer.Option(min=1, help="Captioning: captions shown per image.")] = 1,
-    attention: Annotated[
-        Path | None, typer.Option(help="Captioning: folder for attention PNGs.")
-    ] = None,
-    which: Annotated[str, typer.Option(help="Which checkpoint: best or last.")] = "best",
+    inputs: Annotated[
+        list[Path], typer.Argument(help="What the run's task takes: videos, images, ...")
+    ],
+    which: WhichOption = "best",
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON list.")] = False,
 ) -> None:
-    """Activity: top classes per video (all 16-frame clips, averaged). Captioning: a caption
-    per image, with --attention the attention map of every word."""
-    if _bundle_task(run_dir, which) == "captioning":
-        from lrcn.tasks.captioning import predict as caption_images
+    """Predict with a trained model (activity: top classes per video; captioning: a caption per
+    image). An unreadable input is reported on stderr and the others are still predicted."""
+    from lrcn.tasks import predict_run
 
-        captions = caption_images(run_dir, inputs, beam, n_best, which, attention)
-        if json_output:
-            typer.echo(json.dumps(captions))
-        for c in captions if not json_output else []:
-            if "error" in c:
-                typer.echo(f"error: {c['error']}")
-                continue
-            typer.echo(f"{c['image']}: {c['caption']}")
-            for h in c["n_best"][1:]:
-                typer.echo(f"    {h['log_prob']:.2f}  {h['caption']}")
-            if "attention" in c:
-                typer.echo(f"    attention: {c['attention']}")
-        if any("error" in c for c in captions):
-            raise typer.Exit(1)
-        return
-    from lrcn.tasks.activity import predict as predict_videos
-
-    results = predict_videos(run_dir, inputs, top_k=top, which=which)
+    task, results = predict_run(run_dir, inputs, ctx.meta["task_options"], which)
+    failed = [r for r in results if "error" in r]
     if json_output:
         typer.echo(json.dumps(results))
     else:
-        for r in results:
-            if "error" in r:
-                typer.echo(f"error: {r['error']}")
-                continue
-            typer.echo(f"{r['video']} ({r['clips']} clips)")
-            for t in r["top"]:
-                typer.echo(f"  {t['probability']:.3f}  {t['class']}")
-    if any("error" in r for r in results):
+        task.render_predictions([r for r in results if "error" not in r], typer.echo)
+    for r in failed:
+        typer.echo(f"error: {r['error']}", err=True)
+    if failed:
         raise typer.Exit(1)
 
 
@@ -291,14 +343,15 @@ def predict(
 def extract_features(
     config: Annotated[Path, typer.Argument(help="YAML config of a model with a frozen backbone.")],
     set_: SetOption = None,
+    quiet: QuietOption = False,
 ) -> None:
-    """Run the frozen backbone over every video once and cache its features for training."""
-    from lrcn.config import load_config
-    from lrcn.tasks.activity import as_activity
-    from lrcn.tasks.activity import extract_features as extract
+    """Run the frozen backbone over the whole data set once and cache its features."""
+    from lrcn.tasks import get_task, load_config
 
-    report = extract(as_activity(load_config(config, set_ or [])), log=_log)
-    typer.echo(f"{report['videos']} videos, {report['frames']} frames cached in {report['cache']}")
+    cfg = load_config(config, set_ or [])
+    with _progress(quiet) as progress:
+        report = get_task(cfg.task).extract_features(cfg, _log, progress)
+    typer.echo(f"{report['inputs']} inputs, {report['frames']} frames cached in {report['cache']}")
     if report["skipped"]:
         typer.echo("skipped:\n  " + "\n  ".join(report["skipped"]))
 
@@ -309,15 +362,22 @@ def flow(
     config: Annotated[Path, typer.Argument(help="Config whose data section names the videos.")],
     out: Annotated[Path, typer.Option(help="Folder for the flow data set.")],
     set_: SetOption = None,
+    quiet: QuietOption = False,
 ) -> None:
-    """Compute optical flow images (x, y, magnitude) for a data set, in the same layout."""
-    from lrcn.config import load_config
-    from lrcn.tasks.activity import as_activity, compute_flow
+    """Compute optical flow images (x, y, magnitude) for a video data set, in the same layout."""
+    from lrcn.config import ConfigError
+    from lrcn.data.flow import write_flow_of_config
+    from lrcn.data.video_split import VideoDataConfig
+    from lrcn.tasks import load_config
 
-    with _progress() as progress:
-        report = compute_flow(
-            as_activity(load_config(config, set_ or [])), out, log=_log, progress=progress
-        )
+    data = getattr(load_config(config, set_ or []), "data", None)
+    if not isinstance(data, VideoDataConfig):
+        raise ConfigError(config, "data: flow is computed for video data sets", key="data")
+    with _progress(quiet) as progress:
+        report = write_flow_of_config(
+            data, out, _log,
+            (lambda done, total: progress("optical flow", done, total)) if progress else None,
+        )  # fmt: skip
     typer.echo(f"flow of {report['videos']} videos in {report['flow_root']}")
     typer.echo(f"train a flow model with: --set data.root={report['flow_root']}")
     if report["skipped"]:
@@ -331,16 +391,13 @@ def fuse(
     weights: Annotated[
         list[float] | None, typer.Option("--weight", help="One weight per run (repeat the option).")
     ] = None,
-    which: Annotated[str, typer.Option(help="Which checkpoint: best or last.")] = "best",
+    which: WhichOption = "best",
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Late fusion of video scores from several runs (RGB + flow: 1/2-1/2 and 1/3-2/3)."""
-    from lrcn.tasks.activity import fuse as fuse_runs
+    """Late fusion of video scores from several activity runs (RGB + flow: 1/2-1/2 and
+    1/3-2/3), on their test split."""
+    from lrcn.fusion import fuse as fuse_runs
 
-    if weights and (len(weights) != len(runs) or min(weights) < 0 or sum(weights) <= 0):
-        raise typer.BadParameter(
-            f"give one non-negative --weight per run ({len(runs)} runs), got {weights}"
-        )
     report = fuse_runs(runs, weights, which=which, log=_log)
     if json_output:
         typer.echo(json.dumps(report))
@@ -418,24 +475,30 @@ def _activity_demo(out: Path, epochs: int) -> None:
     from lrcn.demos.activity import run_activity_demo
 
     results = run_activity_demo(out, epochs=epochs, log=_log)
+    first = results["lrcn"]["best"]
     table = Table(
-        title="Order data set, split 1 (chance 0.25)",
-        caption="one frame shows the objects, not their order",
+        title=f"Order data set, split 1: {first['videos']} test videos (chance 0.25)",
+        caption="best/ is the epoch with the best validation video top-1; one frame shows "
+        "the objects, not their order",
     )
-    for column in ("model", "video top-1", "clip top-1", "videos"):
+    for column in ("model", "video top-1, best/", "clip top-1, best/", "best epoch",
+                   "video top-1, last/"):  # fmt: skip
         table.add_column(column, justify="right" if column != "model" else "left")
     for name in ("lrcn", "single_frame"):
-        r = results[name]
-        table.add_row(name, f"{r['video_top1']:.3f}", f"{r['clip_top1']:.3f}", str(r["videos"]))
+        best, last = results[name]["best"], results[name]["last"]
+        table.add_row(
+            name, f"{best['video_top1']:.3f}", f"{best['clip_top1']:.3f}",
+            str(best["epoch"] + 1), f"{last['video_top1']:.3f}",
+        )  # fmt: skip
     Console().print(table)
     p = results["prediction"]
     typer.echo(
-        f"LRCN on {p['video']}: "
+        f"LRCN on {p['input']}: "
         + ", ".join(f"{t['class']} {t['probability']:.2f}" for t in p["top"][:2])
     )
     for name in ("lrcn", "single_frame"):
         r = results[name]
-        typer.echo(f"{name}: {r['outputs']['confusion']}  curves: {r['run']}/curves.png")
+        typer.echo(f"{name}: {r['best']['outputs']['confusion']}  curves: {r['run']}/curves.png")
 
 
 def _version(value: bool) -> None:
@@ -490,11 +553,12 @@ def demo_captioning(
 
 def _captioning_demo(out: Path, epochs: int) -> None:
     from lrcn.demos.captioning import run_captioning_demo
+    from lrcn.tasks import get_task
 
     results = run_captioning_demo(out, epochs=epochs, log=_log)
-    _print_caption_scores(results["metrics"])
+    get_task("captioning").render_evaluation(results["metrics"], typer.echo)
     for c in results["captions"]:
-        typer.echo(f"{Path(c['image']).name}: {c['caption']}")
+        typer.echo(f"{Path(c['input']).name}: {c['caption']}")
         typer.echo(f"    reference: {c['references'][0]}")
         typer.echo(f"    attention: {c['attention']}")
 

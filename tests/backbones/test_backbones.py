@@ -7,6 +7,7 @@ import torch
 
 from lrcn.backbones import Preprocess, create_backbone
 from lrcn.backbones.efficientnet_lite0 import PREPROCESS, efficientnet_lite0_classifier
+from lrcn.config import ConfigError
 
 # ImageNet indices: 281-285 are domestic cats, 967 is espresso.
 CATS = set(range(281, 286))
@@ -62,9 +63,9 @@ def test_torchvision_weights_file_loads_safely(tmp_path):
     backbone = create_backbone("torchvision:resnet18", weights_path=path)
     torch.testing.assert_close(backbone.body[0].weight, source.conv1.weight)
 
-    with pytest.raises(ValueError, match="does not fit torchvision resnet34"):
+    with pytest.raises(ConfigError, match="does not fit torchvision resnet34"):
         create_backbone("torchvision:resnet34", weights_path=path)
-    with pytest.raises(FileNotFoundError, match="weights file not found"):
+    with pytest.raises(ConfigError, match=r"model\.backbone_weights: weights file not found"):
         create_backbone("torchvision:resnet18", weights_path=tmp_path / "none.pth")
 
 
@@ -75,7 +76,7 @@ class _NotWeights:
 def test_pickled_code_is_refused(tmp_path):
     path = tmp_path / "evil.pth"
     torch.save({"conv1.weight": _NotWeights()}, path)
-    with pytest.raises(ValueError, match="not a plain state dict that loads safely"):
+    with pytest.raises(ConfigError, match="not a state dict that loads safely"):
         create_backbone("torchvision:resnet18", weights_path=path)
 
 

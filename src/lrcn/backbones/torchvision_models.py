@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from lrcn.backbones.base import Backbone, Preprocess
+from lrcn.config import ConfigError
 
 IMAGENET = Preprocess(resize=256, crop=224, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
 
@@ -31,10 +32,50 @@ def _body(model: Any, arch: str) -> nn.Module:
         )  # fmt: skip
     if hasattr(model, "stem") and hasattr(model, "trunk_output"):  # RegNet
         return nn.Sequential(model.stem, model.trunk_output)
-    raise ValueError(
-        f"torchvision:{arch}: no convolutional feature stage found; supported families have "
-        "`.features` (MobileNet, EfficientNet, ConvNeXt, VGG, DenseNet) or ResNet's `layer4`"
+    raise ConfigError(
+        "model.backbone",
+        f"torchvision:{arch}: no convolutional feature stage found",
+        expected="a family with `.features` (MobileNet, EfficientNet, ConvNeXt, VGG, DenseNet) "
+        "or ResNet's `layer4`",
     )
+
+
+def _load_weights(model: nn.Module, path: Path, arch: str) -> None:
+    """A local state dict into ``model``; every way it can fail names the file."""
+    if not path.is_file():
+        raise ConfigError(path, "weights file not found", key="model.backbone_weights")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch and safetensors raise many types for a bad file
+        raise ConfigError(
+            path,
+            f"not a state dict that loads safely ({type(err).__name__})",
+            key="model.backbone_weights",
+            expected=f"a torchvision {arch} state dict saved with torch.save or safetensors",
+        ) from None
+    if not isinstance(state, dict):
+        raise ConfigError(path, f"holds a {type(state).__name__}, not a state dict")
+    own = model.state_dict()
+    wrong = [
+        f"{k} {tuple(v.shape)} (model: {tuple(own[k].shape)})"
+        for k, v in state.items()
+        if k in own and hasattr(v, "shape") and v.shape != own[k].shape
+    ]
+    missing = [k for k in own if k not in state]
+    if wrong or missing:
+        raise ConfigError(
+            path,
+            f"does not fit torchvision {arch}: {len(missing)} missing keys "
+            f"(e.g. {missing[:3]}), {len(wrong)} of another shape (e.g. {wrong[:2]})",
+            key="model.backbone_weights",
+        )
+    # Keys the model lacks (a classifier from elsewhere) are fine: the head is dropped anyway.
+    model.load_state_dict({k: v for k, v in state.items() if k in own})
 
 
 def torchvision_backbone(arch: str, weights_path: str | Path | None = None) -> Backbone:
@@ -45,22 +86,11 @@ def torchvision_backbone(arch: str, weights_path: str | Path | None = None) -> B
         model = torchvision.models.get_model(arch, weights=None)
     except ValueError:
         known = ", ".join(sorted(torchvision.models.list_models(torchvision.models))[:12])
-        raise ValueError(f"unknown torchvision architecture {arch!r}; e.g. {known}, ...") from None
+        raise ConfigError(
+            "model.backbone", f"unknown torchvision architecture {arch!r}", expected=f"{known}, ..."
+        ) from None
     if weights_path is not None:
-        path = Path(weights_path)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: weights file not found")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:
-            raise ValueError(f"{path}: not a plain state dict that loads safely ({err})") from None
-        missing, unexpected = model.load_state_dict(state, strict=False)
-        if missing:
-            raise ValueError(
-                f"{path}: does not fit torchvision {arch}: {len(missing)} missing keys, "
-                f"e.g. {missing[:3]}"
-            )
-        del unexpected  # a classifier head from elsewhere is fine: we drop it anyway
+        _load_weights(model, Path(weights_path), arch)
     body = _body(model, arch)
     with torch.no_grad():
         out_features = int(body.eval()(torch.zeros(1, 3, 64, 64)).shape[1])

@@ -16,11 +16,15 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from lrcn.data.items import OnError, Problem, VideoItem
 from lrcn.data.video_io import FRAME_IMAGE_SUFFIXES, VideoError, read_frames
+
+if TYPE_CHECKING:
+    from lrcn.data.video_split import VideoDataConfig
 
 SCALE = 16.0
 CENTER = 128.0
@@ -104,3 +108,30 @@ def write_flow_dataset(
         if progress is not None:
             progress(done, len(items))
     return skipped
+
+
+def write_flow_of_config(
+    data: VideoDataConfig,
+    out: str | Path,
+    log: Callable[[str], None] = print,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """The flow data set of every video a config's ``data`` section names, under ``out``.
+
+    Returns ``flow_root``, the mirrored root to put in a flow config's ``data.root``.
+    """
+    from lrcn.data.video_split import read_video_split, split_dirs
+
+    split = read_video_split(data)
+    root = Path(data.root)
+    flow_root = Path(out) / root.name
+    items = split.train + split.val + split.test
+    log(f"computing optical flow of {len(items)} videos into {flow_root}")
+    skipped = write_flow_dataset(
+        items, root, flow_root, split_dirs(data), data.on_error, progress=progress
+    )
+    return {
+        "flow_root": str(flow_root),
+        "videos": len(items),
+        "skipped": [p.problem for p in [*split.skipped, *skipped]],
+    }

@@ -7,23 +7,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from lrcn.errors import LrcnError
+
 OnError = Literal["raise", "skip"]
 
 __all__ = ["DataError", "OnError", "Problem", "VideoItem", "VideoSplit", "find_group_leaks"]
 
 
-class DataError(ValueError):
+class DataError(LrcnError):
     """Bad data on disk. The message names the file (and line) and what was expected."""
-
-    def __init__(
-        self, path: str | Path, problem: str | None = None, line: int | None = None
-    ) -> None:
-        # One-argument form: DataLoader workers re-raise exceptions as type(message).
-        where = f"{path}:{line}" if line is not None else str(path)
-        super().__init__(where if problem is None else f"{where}: {problem}")
-        self.path = str(path)
-        self.line = line
-        self.problem = problem or str(path)
 
 
 @dataclass(frozen=True)
@@ -45,16 +37,29 @@ class VideoItem:
 
 @dataclass
 class VideoSplit:
-    """A data set's classes and one train/test split of its videos."""
+    """A data set's classes and one train/test split of its videos; ``val`` is carved from the
+    training list (by whole source groups) to choose the best epoch on."""
 
     classes: list[str]
     train: list[VideoItem]
     test: list[VideoItem]
     skipped: list[Problem] = field(default_factory=list)
+    val: list[VideoItem] = field(default_factory=list)
 
     def group_leaks(self) -> list[str]:
-        """Source groups found in both train and test (see :func:`find_group_leaks`)."""
-        return find_group_leaks(self.train, self.test)
+        """Source groups found on two sides: train and test, or train and validation (see
+        :func:`find_group_leaks`)."""
+        return sorted(
+            set(find_group_leaks(self.train, self.test))
+            | set(find_group_leaks(self.train, self.val))
+        )
+
+    def split(self, name: str) -> list[VideoItem]:
+        """The videos of ``"train"``, ``"val"`` or ``"test"``."""
+        sides = {"train": self.train, "val": self.val, "test": self.test}
+        if name not in sides:
+            raise ValueError(f"unknown split {name!r}; expected train, val or test")
+        return sides[name]
 
 
 def find_group_leaks(train: Iterable[VideoItem], test: Iterable[VideoItem]) -> list[str]:

@@ -21,6 +21,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from lrcn.errors import LrcnError
+
 __all__ = [
     "FRAME_IMAGE_SUFFIXES",
     "VideoError",
@@ -37,14 +39,8 @@ FRAME_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 _SEEK_MIN_FRAMES = 48
 
 
-class VideoError(ValueError):
+class VideoError(LrcnError):
     """A video (or frame image) that cannot be read; the message names the file."""
-
-    def __init__(self, path: str | Path, problem: str | None = None) -> None:
-        # One-argument form: DataLoader workers re-raise exceptions as type(message).
-        super().__init__(str(path) if problem is None else f"{path}: {problem}")
-        self.path = str(path)
-        self.problem = problem or str(path)
 
 
 class VideoInfo(NamedTuple):
@@ -83,6 +79,8 @@ def read_image(path: Path, notes: list[str] | None = None) -> np.ndarray:
             return np.asarray(image.convert("RGB"))
     except (OSError, UnidentifiedImageError) as err:
         raise VideoError(path, f"unreadable image ({err})") from None
+    except Image.DecompressionBombError as err:  # a header declaring billions of pixels
+        raise VideoError(path, f"refused: {err}") from None
 
 
 # --------------------------------------------------------------------------------------------

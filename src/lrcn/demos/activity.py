@@ -60,10 +60,10 @@ def run_activity_demo(
     image_size: int = 160,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Run the whole demo into ``out``; return each model's metrics and one prediction."""
-    from lrcn.config import validate_config
+    """Run the whole demo into ``out``; return each model's test metrics for ``best/`` (the
+    epoch chosen on validation) and ``last/``, and one prediction."""
     from lrcn.data.synthetic import write_order_ucf101
-    from lrcn.tasks.activity import as_activity, evaluate, predict, train
+    from lrcn.tasks import evaluate_run, predict_run, train, validate_config
 
     out = Path(out)
     data_root = out / "data" / "UCF-101"
@@ -81,12 +81,12 @@ def run_activity_demo(
             log(f"{name}: reusing the trained run in {run}")
         else:
             log(f"training {name} ({config_path})")
-            train(as_activity(validate_config(raw, source=str(config_path))), run, log=log)
-        metrics = evaluate(run, log=log)
-        results[name] = {
-            "run": str(run),
-            **{k: v for k, v in metrics.items() if k not in ("confusion", "per_class")},
-        }
+            train(validate_config(raw, source=str(config_path)), run, log=log)
+        results[name] = {"run": str(run)}
+        for which in ("best", "last"):
+            _, metrics = evaluate_run(run, which=which, log=log)
+            drop = ("confusion", "per_class")
+            results[name][which] = {k: v for k, v in metrics.items() if k not in drop}
     test_video = sorted((data_root / "CircleThenSquare").glob("*_g01_*.avi"))[0]
-    results["prediction"] = predict(out / "runs" / "lrcn", [test_video])[0]
+    results["prediction"] = predict_run(out / "runs" / "lrcn", [test_video])[1][0]
     return results

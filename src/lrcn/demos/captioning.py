@@ -33,10 +33,9 @@ def run_captioning_demo(
     out: Path, epochs: int = 15, images: int = 600, log: Callable[[str], None] = print
 ) -> dict[str, Any]:
     """Run the whole captioning demo into ``out``; return the metrics and a few captions."""
-    from lrcn.config import validate_config
     from lrcn.data.formats.captions import read_flickr8k
     from lrcn.data.synthetic import write_shapes_flickr8k
-    from lrcn.tasks.captioning import as_captioning, evaluate, predict, train
+    from lrcn.tasks import evaluate_run, predict_run, train, validate_config
 
     out = Path(out)
     data = out / "data" / "flickr"
@@ -52,10 +51,10 @@ def run_captioning_demo(
         log(f"reusing the trained run in {run}")
     else:
         log(f"training show_attend_tell ({config_path})")
-        train(as_captioning(validate_config(raw, source=str(config_path))), run, log=log)
-    metrics = evaluate(run, log=log)
+        train(validate_config(raw, source=str(config_path)), run, log=log)
+    _, metrics = evaluate_run(run, log=log)
     test = read_flickr8k(data).test[:3]
-    captions = predict(run, [item.image for item in test], attention_dir=out / "attention")
+    _, captions = predict_run(run, [item.image for item in test], {"attention": out / "attention"})
     for caption, item in zip(captions, test, strict=True):
         caption["references"] = [" ".join(c) for c in item.captions[:2]]
     return {"run": str(run), "metrics": metrics, "captions": captions}

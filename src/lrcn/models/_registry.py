@@ -1,32 +1,117 @@
-"""The one registry: model builders by name."""
+"""The one registry: model builders by name, each with its config class and task family.
+
+A *family* is the set of models of one task (activity, captioning, ...). It names the typed
+extras a bundle of its models carries (class names, a vocabulary, an answer list) and how those
+extras size a model (``num_classes``, ``vocab_size``). With that, a bundle or a config builds
+its model here, below the checkpoint: loading a bundle never imports training or task code.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
+from pydantic import BaseModel
 from torch import nn
 
-_BUILDERS: dict[str, Callable[..., nn.Module]] = {}
+from lrcn.backbones import backbone_from_config
+from lrcn.config import BackboneConfig, ConfigError, validate_as
 
-__all__ = ["create_model", "list_models", "register_model"]
+E = TypeVar("E", bound=BaseModel)
+Builder = Callable[..., nn.Module]
+
+__all__ = [
+    "ModelFamily",
+    "build_model",
+    "create_model",
+    "list_models",
+    "model_entry",
+    "register_model",
+]
 
 
-def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-    """Decorator: make ``fn`` buildable as ``create_model(fn.__name__, ...)``."""
-    if fn.__name__ in _BUILDERS:
-        raise ValueError(f"model {fn.__name__!r} is registered twice")
-    _BUILDERS[fn.__name__] = fn
-    return fn
+@dataclass(frozen=True)
+class ModelFamily(Generic[E]):
+    """The models of one task: ``extras`` is the bundle's typed extras class, ``sizes`` turns
+    extras into the builder's size arguments (e.g. ``{"num_classes": 101}``)."""
+
+    task: str
+    extras: type[E]
+    sizes: Callable[[E], dict[str, int]]
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    builder: Builder
+    config: type[BackboneConfig]
+    family: ModelFamily[Any]
+
+
+_MODELS: dict[str, ModelEntry] = {}
+
+
+def register_model(
+    family: ModelFamily[Any], config: type[BackboneConfig]
+) -> Callable[[Builder], Builder]:
+    """Decorator: make a builder buildable as ``create_model(builder.__name__, ...)`` and from a
+    config section validated by ``config``."""
+
+    def add(fn: Builder) -> Builder:
+        if fn.__name__ in _MODELS:
+            raise ValueError(f"model {fn.__name__!r} is registered twice")
+        _MODELS[fn.__name__] = ModelEntry(fn.__name__, fn, config, family)
+        return fn
+
+    return add
+
+
+def model_entry(name: str, source: str = "<config>") -> ModelEntry:
+    """The registry entry of model ``name``; a :class:`ConfigError` names the known ones."""
+    if name not in _MODELS:
+        raise ConfigError(
+            source, f"unknown model {name!r}", key="model.name", expected=", ".join(list_models())
+        )
+    return _MODELS[name]
 
 
 def create_model(name: str, **kwargs: Any) -> nn.Module:
     """Build a registered model; keyword arguments go to its builder."""
-    if name not in _BUILDERS:
+    if name not in _MODELS:
         raise ValueError(f"unknown model {name!r}; registered models: {', '.join(list_models())}")
-    return _BUILDERS[name](**kwargs)
+    return _MODELS[name].builder(**kwargs)
 
 
-def list_models() -> list[str]:
-    """Names of every registered model, sorted."""
-    return sorted(_BUILDERS)
+def list_models(task: str | None = None) -> list[str]:
+    """Names of every registered model (of one task's family), sorted."""
+    return sorted(n for n, e in _MODELS.items() if task is None or e.family.task == task)
+
+
+def build_model(
+    model: Mapping[str, Any] | BackboneConfig,
+    extras: BaseModel,
+    pretrained: bool = True,
+    source: str = "<config>",
+) -> nn.Module:
+    """The model a config's ``model`` section describes, sized by the bundle ``extras``.
+
+    ``pretrained=False`` skips loading backbone weights (a bundle's own weights replace them).
+    Keys of the section that the builder does not take (a loss weight such as
+    ``attention_regularization``) configure training, not the network, and are left out.
+    """
+    raw = model.model_dump(mode="json") if isinstance(model, BaseModel) else dict(model)
+    entry = model_entry(str(raw.get("name")), source)
+    section = validate_as(entry.config, raw, source, prefix=("model",))
+    if not isinstance(extras, entry.family.extras):
+        raise ConfigError(
+            source,
+            f"model {entry.name!r} is a {entry.family.task} model; its extras must be "
+            f"{entry.family.extras.__name__}, got {type(extras).__name__}",
+        )
+    values = section.model_dump(mode="json")
+    backbone = backbone_from_config(values, pretrained)
+    takes = inspect.signature(entry.builder).parameters
+    kwargs = {k: v for k, v in values.items() if k in takes and k != "backbone"}
+    return entry.builder(backbone=backbone, **entry.family.sizes(extras), **kwargs)

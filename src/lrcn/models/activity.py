@@ -19,18 +19,29 @@ With a frozen backbone, training runs only the head on cached features (``forwar
 
 from __future__ import annotations
 
-from typing import Literal, NamedTuple
+from typing import Annotated, Literal, NamedTuple
 
 import torch
+from pydantic import BaseModel, Field
 from torch import Tensor, nn
 
 from lrcn.backbones import Backbone
-from lrcn.models._registry import register_model
+from lrcn.config import BackboneConfig
+from lrcn.models._registry import ModelFamily, register_model
 from lrcn.nn import LSTM, ConvLSTM2d, TimeDistributed
 
 FeatureKind = Literal["pooled", "grid"]
 
-__all__ = ["ActivityOutput", "ConvLSTMHead", "LRCNHead", "SingleFrameHead", "VideoClassifier"]
+__all__ = [
+    "ACTIVITY",
+    "ActivityExtras",
+    "ActivityModelConfig",
+    "ActivityOutput",
+    "ConvLSTMHead",
+    "LRCNHead",
+    "SingleFrameHead",
+    "VideoClassifier",
+]
 
 
 class ActivityOutput(NamedTuple):
@@ -176,11 +187,51 @@ class _GridOf(nn.Module):
 
 
 # --------------------------------------------------------------------------------------------
+# Configs, bundle extras and the family
+# --------------------------------------------------------------------------------------------
+
+
+class LRCNModelConfig(BackboneConfig):
+    name: Literal["lrcn"]
+    hidden_size: int = Field(256, ge=1)
+    num_layers: int = Field(1, ge=1)
+    dropout: float = Field(0.5, ge=0, lt=1)
+
+
+class SingleFrameModelConfig(BackboneConfig):
+    name: Literal["single_frame"]
+    dropout: float = Field(0.5, ge=0, lt=1)
+
+
+class CNNConvLSTMModelConfig(BackboneConfig):
+    name: Literal["cnn_convlstm"]
+    filters: int = Field(64, ge=1)
+    kernel_size: int = Field(3, ge=1)
+    dense_size: int = Field(256, ge=1)
+    dropout: float = Field(0.5, ge=0, lt=1)
+
+
+ActivityModelConfig = Annotated[
+    LRCNModelConfig | SingleFrameModelConfig | CNNConvLSTMModelConfig,
+    Field(discriminator="name"),
+]
+
+
+class ActivityExtras(BaseModel):
+    """What an activity bundle carries beside its weights: the class names, in label order."""
+
+    classes: list[str] = Field(min_length=1)
+
+
+ACTIVITY = ModelFamily("activity", ActivityExtras, lambda e: {"num_classes": len(e.classes)})
+
+
+# --------------------------------------------------------------------------------------------
 # Builders
 # --------------------------------------------------------------------------------------------
 
 
-@register_model
+@register_model(ACTIVITY, LRCNModelConfig)
 def lrcn(
     *,
     backbone: Backbone,
@@ -195,7 +246,7 @@ def lrcn(
     return VideoClassifier(backbone, head, freeze_backbone)
 
 
-@register_model
+@register_model(ACTIVITY, SingleFrameModelConfig)
 def single_frame(
     *, backbone: Backbone, num_classes: int, dropout: float = 0.5, freeze_backbone: bool = True
 ) -> VideoClassifier:
@@ -205,7 +256,7 @@ def single_frame(
     )
 
 
-@register_model
+@register_model(ACTIVITY, CNNConvLSTMModelConfig)
 def cnn_convlstm(
     *,
     backbone: Backbone,

@@ -20,20 +20,30 @@ Captions are id tensors ``(B, L)`` that start with ``<start>`` and end with ``<e
 
 from __future__ import annotations
 
-from typing import Literal, NamedTuple
+from typing import Annotated, Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
+from pydantic import BaseModel, Field, field_validator
 from torch import Tensor, nn
 
 from lrcn.backbones import Backbone
-from lrcn.models._registry import register_model
+from lrcn.config import BackboneConfig
+from lrcn.data.vocab import Vocabulary
+from lrcn.models._registry import ModelFamily, register_model
 from lrcn.nn import LSTM, LSTMCell, SoftAttention
 
 FeatureKind = Literal["pooled", "grid"]
 State = dict[str, Tensor]
 
-__all__ = ["CaptionOutput", "ImageCaptioner", "caption_loss"]
+__all__ = [
+    "CAPTIONING",
+    "CaptionModelConfig",
+    "CaptionOutput",
+    "CaptioningExtras",
+    "ImageCaptioner",
+    "caption_loss",
+]
 
 
 class CaptionOutput(NamedTuple):
@@ -281,11 +291,79 @@ class ImageCaptioner(nn.Module):
 
 
 # --------------------------------------------------------------------------------------------
+# Configs, bundle extras and the family
+# --------------------------------------------------------------------------------------------
+
+
+class ShowAndTellConfig(BackboneConfig):
+    name: Literal["show_and_tell"]
+    embed_size: int = Field(256, ge=1)
+    hidden_size: int = Field(512, ge=1)
+    num_layers: int = Field(1, ge=1)
+    dropout: float = Field(0.5, ge=0, lt=1)
+
+
+class LRCNCaptionerConfig(BackboneConfig):
+    name: Literal["lrcn_captioner"]
+    embed_size: int = Field(256, ge=1)
+    hidden_size: int = Field(512, ge=1)
+    factored: bool = True
+    num_layers: int = Field(2, ge=1)  # layers of the unfactored stack (factored: always 2)
+    dropout: float = Field(0.5, ge=0, lt=1)
+
+
+class ShowAttendTellConfig(BackboneConfig):
+    name: Literal["show_attend_tell"]
+    embed_size: int = Field(256, ge=1)
+    hidden_size: int = Field(512, ge=1)
+    attention_size: int = Field(256, ge=1)
+    dropout: float = Field(0.5, ge=0, lt=1)
+    attention_regularization: float = Field(1.0, ge=0)  # λ of the doubly stochastic term
+
+
+CaptionModelConfig = Annotated[
+    ShowAndTellConfig | LRCNCaptionerConfig | ShowAttendTellConfig, Field(discriminator="name")
+]
+
+
+class VocabularyData(BaseModel):
+    """A vocabulary as stored: its words in id order and their fingerprint."""
+
+    words: list[str]
+    fingerprint: str
+
+
+class CaptioningExtras(BaseModel):
+    """What a captioning bundle carries beside its weights: the vocabulary, checked against its
+    fingerprint when the bundle is loaded (an edited word list is refused)."""
+
+    vocab: VocabularyData
+
+    @field_validator("vocab")
+    @classmethod
+    def _fingerprint_matches(cls, vocab: VocabularyData) -> VocabularyData:
+        Vocabulary.from_dict(vocab.model_dump())  # raises ValueError on a mismatch
+        return vocab
+
+    @classmethod
+    def of(cls, vocab: Vocabulary) -> CaptioningExtras:
+        return cls(vocab=VocabularyData(**vocab.to_dict()))
+
+    def vocabulary(self) -> Vocabulary:
+        return Vocabulary.from_dict(self.vocab.model_dump())
+
+
+CAPTIONING = ModelFamily(
+    "captioning", CaptioningExtras, lambda e: {"vocab_size": len(e.vocab.words)}
+)
+
+
+# --------------------------------------------------------------------------------------------
 # Builders
 # --------------------------------------------------------------------------------------------
 
 
-@register_model
+@register_model(CAPTIONING, ShowAndTellConfig)
 def show_and_tell(
     *,
     backbone: Backbone,
@@ -303,7 +381,7 @@ def show_and_tell(
     return ImageCaptioner(backbone, decoder, freeze_backbone)
 
 
-@register_model
+@register_model(CAPTIONING, LRCNCaptionerConfig)
 def lrcn_captioner(
     *,
     backbone: Backbone,
@@ -322,7 +400,7 @@ def lrcn_captioner(
     return ImageCaptioner(backbone, decoder, freeze_backbone)
 
 
-@register_model
+@register_model(CAPTIONING, ShowAttendTellConfig)
 def show_attend_tell(
     *,
     backbone: Backbone,

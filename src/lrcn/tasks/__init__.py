@@ -1,28 +1,34 @@
-"""Task pipelines (train, evaluate, predict), one module per task."""
+"""Tasks: the :class:`Task` interface, its registry, one shared ``train`` and one module per
+task (activity, captioning, ...).
 
-from __future__ import annotations
+Every public module of this package that is not part of the seam itself is imported here,
+which registers its task: a new task is a new module, and nothing else changes.
+"""
 
-from typing import Any
+import importlib
+import pkgutil
 
-from torch import nn
+from lrcn.tasks.base import Task, TaskConfig, TaskOption, get_task, list_tasks, register_task
+from lrcn.tasks.configs import load_config, validate_config
+from lrcn.tasks.inference import evaluate_run, predict_run
+from lrcn.tasks.trainer import load_run_config, train
 
-__all__ = ["build_model_from_config"]
+_SEAM = {"base", "configs", "inference", "trainer"}
+for _module in pkgutil.iter_modules(__path__):
+    if not _module.name.startswith("_") and _module.name not in _SEAM:
+        importlib.import_module(f"{__name__}.{_module.name}")
 
-
-def build_model_from_config(
-    config: dict[str, Any], meta: dict[str, Any], pretrained: bool = True
-) -> nn.Module:
-    """The model a bundle's config describes; its classes or vocabulary come from the bundle's
-    metadata."""
-    task = config.get("task")
-    if task == "activity":
-        from lrcn.tasks.activity import build_model
-
-        return build_model(config, len(meta["classes"]), pretrained)
-    if task == "captioning":
-        from lrcn.tasks.captioning import build_model as build_captioner
-
-        if "vocab" not in meta:
-            raise ValueError("a captioning bundle must carry its vocabulary ('vocab')")
-        return build_captioner(config, len(meta["vocab"]["words"]), pretrained)
-    raise ValueError(f"unknown task {task!r} in config; this lrcn knows: activity, captioning")
+__all__ = [
+    "Task",
+    "TaskConfig",
+    "TaskOption",
+    "evaluate_run",
+    "get_task",
+    "list_tasks",
+    "load_config",
+    "load_run_config",
+    "predict_run",
+    "register_task",
+    "train",
+    "validate_config",
+]

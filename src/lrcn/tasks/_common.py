@@ -1,40 +1,46 @@
-"""Pieces every task pipeline shares: the device, the optimizer and schedule, the feature cache
-a config implies, and the check that a config belongs to the task at hand."""
+"""Pieces every task pipeline shares: the device, the optimizer and schedule, and the feature
+cache a config implies."""
 
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import torch
 from torch import nn
 
 from lrcn.backbones import Backbone
-from lrcn.config import ConfigError, TaskConfig
+from lrcn.config import ConfigError
 from lrcn.data.features import FeatureCache
+from lrcn.tasks.base import TaskConfig
 
-C = TypeVar("C")
-
-__all__ = ["expect_task", "feature_cache", "make_optimizer", "make_scheduler", "resolve_device"]
-
-
-def expect_task(config: TaskConfig, kind: type[C], task: str) -> C:
-    """``config`` if it is a ``kind`` config, else a clear error naming both tasks."""
-    if not isinstance(config, kind):
-        raise ConfigError(f"this command is for task {task!r}; the config is for {config.task!r}")
-    return config
+__all__ = ["feature_cache", "make_optimizer", "make_scheduler", "resolve_device"]
 
 
 def resolve_device(name: str) -> torch.device:
     """``train.device``: "auto" picks the GPU when there is one."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(
+            "train.device", f"{name!r} is not a device", expected="auto, cpu, cuda or cuda:N"
+        ) from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(
-            f"train.device: {name!r} asked for, but no CUDA GPU is available; use 'cpu' or 'auto'"
+            "train.device",
+            f"{name!r} asked for, but no CUDA GPU is available",
+            expected="'cpu' or 'auto'",
         )
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ConfigError(
+            "train.device",
+            f"{name!r} asked for, but this machine has {torch.cuda.device_count()} GPU(s)",
+        )
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("train.device", "'mps' asked for, but no Apple GPU is available")
     return device
 
 
@@ -73,7 +79,8 @@ def _weights_identity(model_cfg: dict[str, Any]) -> str:
 def feature_cache(config: TaskConfig, backbone: Backbone, kind: str) -> FeatureCache:
     """The cache of ``backbone``'s features for this config's data, keyed by everything that
     changes them (backbone, weights, preprocessing, pooled or grid)."""
-    root = config.train.feature_cache or (Path(config.data.root).parent / ".lrcn-features")
+    data_root = Path(config.data.root)
+    root = config.train.feature_cache or (data_root.parent / ".lrcn-features")
     identity = {
         "backbone": backbone.name,
         "weights": _weights_identity(config.model.model_dump(mode="json")),

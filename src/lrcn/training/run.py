@@ -23,50 +23,49 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
+from pydantic import BaseModel
 from torch import nn
 
 from lrcn.checkpoint import load_bundle, load_train_state, save_train_state
-from lrcn.config import TaskConfig, config_to_yaml, validate_config
+from lrcn.config import config_to_yaml
 from lrcn.training.loop import EpochResult
 
 __all__ = ["RunRecorder", "open_run"]
 
+SaveBundle = Callable[[Path, int, dict[str, float]], None]  # (folder, epoch, metrics)
 
-def open_run(
-    run_dir: str | Path, config: TaskConfig | None, resume: bool
-) -> tuple[Path, TaskConfig]:
-    """Create (or reopen with ``resume``) a run folder; returns it and the config to use."""
+
+def open_run(run_dir: str | Path, config: BaseModel, resume: bool) -> Path:
+    """Create a run folder for ``config`` (or reopen one with ``resume``) and save the config.
+
+    A folder that already holds a run is refused unless resuming: a run folder holds one run.
+    """
     run = Path(run_dir)
-    if resume:
-        saved = run / "config.yaml"
-        if not saved.is_file():
-            raise FileNotFoundError(f"{run}: no config.yaml; is this a run folder?")
-        config = validate_config(yaml.safe_load(saved.read_text()), source=str(saved))
-    elif config is None:
-        raise ValueError("a config is needed unless resuming")
-    elif (run / "last").exists():
+    if not resume and (run / "last").exists():
         raise FileExistsError(
             f"{run} already holds a run; use --resume to continue it or another --out"
         )
     run.mkdir(parents=True, exist_ok=True)
     (run / "config.yaml").write_text(config_to_yaml(config))
-    return run, config
+    return run
 
 
 class RunRecorder:
-    """Epoch-end bookkeeping of one run; ``save_bundle(folder, extra)`` writes a bundle."""
+    """Epoch-end bookkeeping of one run; ``save_bundle(folder, epoch, metrics)`` writes a
+    bundle. ``primary`` is the validation metric that picks ``best/``; ``shown`` the metrics
+    logged after each epoch."""
 
     def __init__(
         self,
         run: Path,
-        save_bundle: Callable[[Path, dict[str, Any]], None],
+        save_bundle: SaveBundle,
         primary: str,
         optimizer: torch.optim.Optimizer,
         scheduler: torch.optim.lr_scheduler.LRScheduler | None,
         title: str,
         log: Callable[[str], None],
         epochs: int,
+        shown: tuple[str, ...] = (),
     ) -> None:
         self.run = run
         self.save_bundle = save_bundle
@@ -76,8 +75,10 @@ class RunRecorder:
         self.title = title
         self.log = log
         self.epochs = epochs
+        self.shown = shown or (primary,)
         self.history: list[dict[str, Any]] = []
         self.best = float("-inf")
+        self.best_epoch: int | None = None
 
     def resume(self, model: nn.Module, device: torch.device) -> int:
         """Load ``last/``'s weights, optimizer, scheduler and history; return the next epoch."""
@@ -88,6 +89,7 @@ class RunRecorder:
         if self.scheduler is not None and state.get("scheduler") is not None:
             self.scheduler.load_state_dict(state["scheduler"])
         self.best, self.history = state["best"], json.loads(state["history"])
+        self.best_epoch = state.get("best_epoch")
         self.log(f"resuming {self.run} after epoch {state['epoch'] + 1}")
         return int(state["epoch"]) + 1
 
@@ -97,25 +99,23 @@ class RunRecorder:
         with (self.run / "metrics.jsonl").open("a") as f:
             f.write(json.dumps({k: v for k, v in row.items() if k != "skipped"}) + "\n")
         self._write_csv()
-        extra = {"epoch": result.epoch, "metrics": result.metrics}
-        self.save_bundle(self.run / "last", extra)
+        score = result.metrics.get(self.primary)
+        improved = score is not None and score > self.best
+        if improved:
+            self.best, self.best_epoch = float(score), result.epoch  # type: ignore[arg-type]
+        self.save_bundle(self.run / "last", result.epoch, result.metrics)
         save_train_state(self.run / "last", {
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
-            "epoch": result.epoch, "best": self.best, "history": json.dumps(self.history),
+            "epoch": result.epoch, "best": self.best, "best_epoch": self.best_epoch,
+            "history": json.dumps(self.history),
         })  # fmt: skip
-        score = result.metrics.get(self.primary)
-        if score is not None and score > self.best:
-            self.best = score
-            self.save_bundle(self.run / "best", extra)
+        if improved:
+            self.save_bundle(self.run / "best", result.epoch, result.metrics)
         from lrcn.plots import plot_curves, save_figure
 
         save_figure(plot_curves(self.history, title=self.title), self.run / "curves.png")
-        shown = ", ".join(
-            f"{k} {v:.3f}"
-            for k, v in result.metrics.items()
-            if k.endswith(("top1", "cider", "bleu4"))
-        )
+        shown = ", ".join(f"{k} {result.metrics[k]:.3f}" for k in self.shown if k in result.metrics)
         self.log(
             f"epoch {result.epoch + 1}/{self.epochs}: loss {result.train_loss:.4f}"
             + (f", {shown}" if shown else "")

@@ -1,0 +1,92 @@
+"""The ``data`` section of every video task, and the split it reads: classes and the train,
+validation and test videos, from UCF-101, HMDB-51 or a folder per class.
+
+The validation videos are carved from the training list by whole source groups
+(``val_fraction`` of each class, never a group shared with training), so the best epoch is
+chosen without looking at the test split, which is kept for the reported number.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from lrcn.config import StrictConfig
+from lrcn.data.formats.folders import make_split, read_folders
+from lrcn.data.formats.hmdb51 import read_hmdb51
+from lrcn.data.formats.ucf101 import read_ucf101
+from lrcn.data.items import DataError, VideoSplit
+
+__all__ = ["VideoDataConfig", "read_video_split", "split_dirs"]
+
+
+class VideoDataConfig(StrictConfig):
+    """Where the videos are and how clips are cut from them."""
+
+    format: Literal["ucf101", "hmdb51", "folders"]
+    root: Path  # UCF-101/ folder, HMDB-51 videos folder, or <root>/<class>/ folders
+    split: Literal[1, 2, 3] = 1
+    split_dir: Path | None = None  # ucfTrainTestlist/ or testTrainMulti_7030_splits/
+    split_file: Path | None = None  # folders: '<class>/<video> train|test' per line
+    test_fraction: float = Field(0.2, gt=0, lt=1)  # folders without a split_file
+    val_fraction: float = Field(0.1, gt=0, lt=1)  # of each class's training groups
+    split_seed: int = 0
+    group_pattern: str = r"_g(\d+)_"  # folders: regex whose first group names a source
+    clip_len: int = Field(16, ge=1)
+    stride: int = Field(8, ge=1)  # between evaluation clips
+    frame_step: int = Field(1, ge=1)  # frames skipped inside a clip
+    short_video: Literal["loop", "repeat_last"] = "loop"
+    on_error: Literal["raise", "skip"] = "raise"
+    num_workers: int = Field(2, ge=0)
+
+    @field_validator("group_pattern")
+    @classmethod
+    def _one_capture_group(cls, pattern: str) -> str:
+        try:
+            compiled = re.compile(pattern)
+        except re.error as err:
+            raise ValueError(f"not a valid regular expression ({err})") from None
+        if compiled.groups < 1:
+            raise ValueError("needs a capture group, e.g. _g(\\d+)_, whose text names the source")
+        return pattern
+
+
+def read_video_split(data: VideoDataConfig) -> VideoSplit:
+    """The configured data set's classes and train / validation / test videos."""
+    if data.format == "ucf101":
+        split = read_ucf101(data.root, data.split, data.split_dir, data.on_error)
+    elif data.format == "hmdb51":
+        split = read_hmdb51(data.root, data.split, data.split_dir, data.on_error)
+    else:
+        split = read_folders(
+            data.root,
+            data.split_file,
+            data.test_fraction,
+            data.split_seed,
+            data.group_pattern,
+            data.on_error,
+        )
+    split.train, split.val = make_split(split.train, data.val_fraction, data.split_seed)
+    if not split.train or not split.val or not split.test:
+        raise DataError(
+            data.root,
+            f"the split has {len(split.train)} training, {len(split.val)} validation and "
+            f"{len(split.test)} test videos",
+            expected="at least one of each (a class needs two source groups in its training "
+            "list to give one to validation)",
+        )
+    return split
+
+
+def split_dirs(data: VideoDataConfig) -> list[Path]:
+    """The folders of official split files that belong beside a copy of the data set (flow)."""
+    from lrcn.data.formats import hmdb51, ucf101
+
+    if data.format == "ucf101":
+        return [ucf101.find_split_dir(data.root, data.split_dir)]
+    if data.format == "hmdb51":
+        return [hmdb51.find_split_dir(data.root, data.split_dir)]
+    return []

@@ -1,0 +1,88 @@
+"""Evaluate and predict for any run: load the bundle, find its task, check the options, call
+the task. The CLI and the demos go through here, so no caller needs to know the task."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from lrcn.checkpoint import Bundle, load_bundle
+from lrcn.config import ConfigError, apply_overrides
+from lrcn.tasks.base import Log, Progress, Task, TaskOption, get_task
+from lrcn.tasks.configs import validate_config
+
+__all__ = ["check_options", "evaluate_run", "predict_run"]
+
+# What `lrcn evaluate --set` may change: where the data is and how it is read or decoded. The
+# model's architecture is fixed by its weights, and training settings no longer apply.
+_EVALUATE_CAN_SET = ("data.", "decode.", "train.device", "train.feature_cache")
+
+
+def check_options(
+    task: Task[Any], declared: Sequence[TaskOption], given: dict[str, Any], command: str
+) -> dict[str, Any]:
+    """``given`` if the task takes every option in it; else an error naming one and the task."""
+    known = {o.name for o in declared}
+    for name in given:
+        if name not in known:
+            takes = ", ".join(o.flag for o in declared) or "none"
+            raise ConfigError(
+                f"--{name.replace('_', '-')}",
+                f"does not apply to {command} of a {task.name!r} run",
+                expected=f"the options a {task.name} run takes: {takes}",
+            )
+    return given
+
+
+def _config_of(bundle: Bundle, overrides: Sequence[str]) -> Any:
+    for item in overrides:
+        key = item.partition("=")[0].strip()
+        if not key.startswith(_EVALUATE_CAN_SET):
+            raise ConfigError(
+                f"--set {item!r}",
+                f"{key} cannot change after training",
+                expected=f"a key under {', '.join(_EVALUATE_CAN_SET)}",
+            )
+    raw = apply_overrides(bundle.config, list(overrides))
+    changed = frozenset(item.partition("=")[0].strip() for item in overrides)
+    return validate_config(raw, f"{bundle.path / 'bundle.json'}", overridden=changed)
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    overrides: Sequence[str] = (),
+    which: str = "best",
+    split: str = "test",
+    options: dict[str, Any] | None = None,
+    out: str | Path | None = None,
+    log: Log = print,
+    progress: Progress | None = None,
+) -> tuple[Task[Any], dict[str, Any]]:
+    """Score a run's ``best``/``last`` bundle on ``split``; results go to
+    ``<run>/eval-<which>-<split>`` unless ``out`` is given."""
+    if split not in ("test", "val"):
+        raise ConfigError(
+            "--split", f"{split!r} is not a split to evaluate", expected="test or val"
+        )
+    bundle = load_bundle(run_dir, which=which)
+    task = get_task(bundle.task, str(bundle.path / "bundle.json"))
+    given = check_options(task, task.evaluate_options, options or {}, "evaluate")
+    config = task.expect_config(_config_of(bundle, overrides))
+    folder = Path(out) if out is not None else Path(run_dir) / f"eval-{which}-{split}"
+    summary = task.evaluate(bundle, config, split, given, folder, log, progress)
+    return task, summary
+
+
+def predict_run(
+    run_dir: str | Path,
+    inputs: Sequence[str | Path],
+    options: dict[str, Any] | None = None,
+    which: str = "best",
+) -> tuple[Task[Any], list[dict[str, Any]]]:
+    """Predict every input with a run's bundle; an unreadable input gets an ``error`` entry."""
+    bundle = load_bundle(run_dir, which=which)
+    task = get_task(bundle.task, str(bundle.path / "bundle.json"))
+    given = check_options(task, task.predict_options, options or {}, "predict")
+    config = task.expect_config(_config_of(bundle, ()))
+    return task, task.predict(bundle, config, [Path(p) for p in inputs], given)

@@ -1,0 +1,112 @@
+"""One ``train`` for every task: run folder -> device -> seed -> model -> optimizer and
+schedule -> recorder -> resume -> loop -> report. A task supplies only what differs
+(:class:`~lrcn.tasks.base.Task`: data, extras, datasets, loss, validation)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lrcn.checkpoint import save_bundle
+from lrcn.config import ConfigError, read_config_file
+from lrcn.models import build_model
+from lrcn.tasks._common import make_optimizer, make_scheduler, resolve_device
+from lrcn.tasks.base import Log, Progress, Task, TaskConfig, get_task
+from lrcn.training.loop import LoopSettings, fit
+from lrcn.training.run import RunRecorder, open_run
+
+__all__ = ["load_run_config", "train"]
+
+
+def load_run_config(run_dir: str | Path) -> TaskConfig:
+    """The config a run folder was trained with (its ``config.yaml``), validated."""
+    from lrcn.tasks.configs import validate_config
+
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise ConfigError(Path(run_dir), "no config.yaml; is this a run folder?")
+    raw, lines = read_config_file(path)
+    return validate_config(raw, str(path), lines)
+
+
+def train(
+    config: TaskConfig | None,
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    log: Log = print,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Train ``config`` into ``run_dir``, or with ``resume`` continue the run there from its
+    saved config and ``last/`` (``config`` None). Returns the run's report."""
+    if resume:
+        config = load_run_config(run_dir)
+    elif config is None:
+        raise ValueError("a config is needed unless resuming")
+    task: Task[Any] = get_task(config.task)
+    config = task.expect_config(config)
+    run = open_run(run_dir, config, resume)
+
+    prepared = task.prepare(config, log)
+    device = resolve_device(config.train.device)
+    torch.manual_seed(config.train.seed)
+    model = build_model(config.model, prepared.extras).to(device)
+    setup = task.training(config, model, prepared, device, log, progress)
+    optimizer = make_optimizer(config, model)
+    scheduler = make_scheduler(config, optimizer)
+    config_dict = config.model_dump(mode="json")
+    preprocess = task.preprocess(model)
+
+    def bundle_to(folder: Path, epoch: int, metrics: dict[str, float]) -> None:
+        save_bundle(folder, model, config_dict, prepared.extras, preprocess, epoch, metrics)
+
+    t = config.train
+    recorder = RunRecorder(
+        run, bundle_to, task.primary_metric, optimizer, scheduler, task.run_title(config),
+        log, t.epochs, task.logged_metrics,
+    )  # fmt: skip
+    start_epoch = recorder.resume(model, device) if resume else 0
+    settings = LoopSettings(
+        t.epochs,
+        t.batch_size,
+        t.seed,
+        t.grad_clip,
+        t.amp,
+        num_workers=setup.num_workers,
+        eval_every=t.eval_every,
+    )
+    results = fit(
+        model=model,
+        train_set=setup.train_set,
+        collate=setup.collate,
+        loss_fn=setup.loss,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        settings=settings,
+        device=device,
+        evaluate=setup.validate,
+        start_epoch=start_epoch,
+        on_epoch_end=[recorder],
+        progress=progress,
+    )
+    skipped = set(prepared.skipped) | set(setup.skipped)
+    skipped |= {message for r in results for message in r.skipped}
+    report = {
+        "run": str(run),
+        "task": task.name,
+        **setup.report,
+        "skipped": sorted(skipped),
+        "best": {
+            "metric": task.primary_metric,
+            "value": recorder.best,
+            "epoch": None if recorder.best_epoch is None else recorder.best_epoch + 1,
+        },
+        "final": recorder.history[-1]["metrics"] if recorder.history else {},
+    }
+    recorder.write_report(report)
+    best = recorder.best_epoch
+    where = f" at epoch {best + 1}" if best is not None else ""
+    summary = f"best {task.primary_metric} {recorder.best:.3f}{where} (best/); run folder {run}"
+    return report | {"summary": summary}
