@@ -29,7 +29,7 @@ import torch
 from pydantic import BaseModel, ValidationError
 from torch import nn
 
-import lrcn
+from lrcn._version import __version__
 from lrcn.backbones import Preprocess
 from lrcn.config import ConfigError
 from lrcn.errors import LrcnError
@@ -100,7 +100,7 @@ def save_bundle(
     tmp.replace(folder / WEIGHTS)  # never a half-written weights file under the real name
     meta = {
         "format": FORMAT_VERSION,
-        "lrcn_version": lrcn.__version__,
+        "lrcn_version": __version__,
         "task": config.get("task"),
         "config": config,
         "preprocess": preprocess.to_dict(),
@@ -133,7 +133,7 @@ def _read_meta(folder: Path) -> dict[str, Any]:
         raise BundleError(
             meta_path,
             f"bundle format {meta['format']} is not {FORMAT_VERSION}, the one lrcn "
-            f"{lrcn.__version__} reads",
+            f"{__version__} reads",
         )
     if not isinstance(meta["config"], dict) or not isinstance(meta["config"].get("model"), dict):
         raise BundleError(meta_path, "config.model: missing or not a mapping")

@@ -1,26 +1,31 @@
 """The ``data`` section of every video task, and the split it reads: classes and the train,
 validation and test videos, from UCF-101, HMDB-51 or a folder per class.
 
-The validation videos are carved from the training list by whole source groups
-(``val_fraction`` of each class, never a group shared with training), so the best epoch is
-chosen without looking at the test split, which is kept for the reported number.
+The validation videos are carved from the training list by whole source groups, the way the
+official UCF-101 and HMDB-51 splits hold out test groups: a group id goes to validation for
+every class at once (in UCF-101 and in the built-in data, ``g03`` of one class shares its
+setting with ``g03`` of the others), until about ``val_fraction`` of the training videos are
+held out, and every class keeps training videos. The best epoch is therefore chosen without
+looking at the test split, which is kept for the reported number.
 """
 
 from __future__ import annotations
 
+import random
 import re
+from collections import Counter
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator
 
 from lrcn.config import StrictConfig
-from lrcn.data.formats.folders import make_split, read_folders
+from lrcn.data.formats.folders import read_folders
 from lrcn.data.formats.hmdb51 import read_hmdb51
 from lrcn.data.formats.ucf101 import read_ucf101
-from lrcn.data.items import DataError, VideoSplit
+from lrcn.data.items import DataError, VideoItem, VideoSplit
 
-__all__ = ["VideoDataConfig", "read_video_split", "split_dirs"]
+__all__ = ["VideoDataConfig", "carve_validation", "read_video_split", "split_dirs"]
 
 
 class VideoDataConfig(StrictConfig):
@@ -69,7 +74,7 @@ def read_video_split(data: VideoDataConfig) -> VideoSplit:
             data.group_pattern,
             data.on_error,
         )
-    split.train, split.val = make_split(split.train, data.val_fraction, data.split_seed)
+    split.train, split.val = carve_validation(split.train, data.val_fraction, data.split_seed)
     if not split.train or not split.val or not split.test:
         raise DataError(
             data.root,
@@ -79,6 +84,35 @@ def read_video_split(data: VideoDataConfig) -> VideoSplit:
             "list to give one to validation)",
         )
     return split
+
+
+def carve_validation(
+    train: list[VideoItem], fraction: float, seed: int = 0
+) -> tuple[list[VideoItem], list[VideoItem]]:
+    """Hold out whole group ids (for all classes at once) until ``fraction`` of ``train`` is
+    held out; a group whose removal would leave a class without training videos stays."""
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"fraction must be between 0 and 1, got {fraction}")
+    groups = sorted({item.group for item in train})
+    random.Random(seed).shuffle(groups)
+    left = Counter(item.label for item in train)
+    per_group: dict[str, Counter[int]] = {g: Counter() for g in groups}
+    for item in train:
+        per_group[item.group][item.label] += 1
+    held: set[str] = set()
+    taken = 0
+    for group in groups:
+        if taken >= fraction * len(train):
+            break
+        if any(left[label] - n <= 0 for label, n in per_group[group].items()):
+            continue  # the last training videos of some class
+        held.add(group)
+        taken += sum(per_group[group].values())
+        left -= per_group[group]
+    return (
+        [item for item in train if item.group not in held],
+        [item for item in train if item.group in held],
+    )
 
 
 def split_dirs(data: VideoDataConfig) -> list[Path]:
