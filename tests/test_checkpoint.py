@@ -105,7 +105,7 @@ def _edit(bundle, change):
         "no classes",
         "old format",
         "wrong task",
-    ],  # fmt: skip
+    ],
 )
 def test_an_edited_bundle_is_refused_naming_the_file(bundle, change, message):
     _edit(bundle, change)

@@ -27,7 +27,7 @@ def test_whole_group_ids_go_to_validation_for_every_class():
 
 
 def test_every_class_keeps_training_videos_and_the_seed_decides():
-    items = _items(groups=2) + [VideoItem(Path("c4/v_g07_c0.avi"), 4, "g07")]
+    items = [*_items(groups=2), VideoItem(Path("c4/v_g07_c0.avi"), 4, "g07")]
     train, val = carve_validation(items, 0.5, seed=0)
     assert {i.label for i in train} == {0, 1, 2, 3, 4}  # class 4's only group stays
     assert val

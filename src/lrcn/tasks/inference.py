@@ -26,11 +26,10 @@ def check_options(
     known = {o.name for o in declared}
     for name in given:
         if name not in known:
-            takes = ", ".join(o.flag for o in declared) or "none"
+            takes = ", ".join(o.flag for o in declared) or "none of the task options"
             raise ConfigError(
                 f"--{name.replace('_', '-')}",
-                f"does not apply to {command} of a {task.name!r} run",
-                expected=f"the options a {task.name} run takes: {takes}",
+                f"does not apply to {task.name} runs; for them lrcn {command} takes {takes}",
             )
     return given
 

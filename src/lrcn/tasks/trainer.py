@@ -64,7 +64,8 @@ def train(
 
     t = config.train
     recorder = RunRecorder(
-        run, bundle_to, task.primary_metric, optimizer, scheduler, task.run_title(config),
+        run, bundle_to, task.primary_metric, optimizer, scheduler,
+        f"{run.resolve().name}: {task.run_title(config)}",
         log, t.epochs, task.logged_metrics,
     )  # fmt: skip
     start_epoch = recorder.resume(model, device) if resume else 0
