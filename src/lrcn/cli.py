@@ -61,8 +61,8 @@ def _friendly_errors(fn: F) -> F:
         except LrcnError as err:
             _fail(str(err), _EXIT_BAD_INPUT)
         except OSError as err:  # permissions, a full disk, a file where a folder should be
-            where = err.filename if err.filename is not None else "file system"
-            _fail(f"{where}: {err.strerror or err}", _EXIT_BAD_INPUT)
+            message = err.strerror or str(err)
+            _fail(f"{err.filename}: {message}" if err.filename else message, _EXIT_BAD_INPUT)
         except FloatingPointError as err:
             _fail(str(err), 1)
         except KeyboardInterrupt:

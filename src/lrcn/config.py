@@ -136,6 +136,8 @@ def read_config_file(path: str | Path) -> tuple[dict[str, Any], dict[tuple[str, 
         ConfigError: a missing or unreadable file, invalid YAML, or not a mapping.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(path, "is a folder", expected="a YAML config file")
     if not path.is_file():
         raise ConfigError(path, "config file not found")
     try:

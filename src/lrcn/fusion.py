@@ -36,6 +36,14 @@ def fuse(
         raise DataError(
             "lrcn fuse", f"got {len(run_dirs)} run", expected="two or more runs (RGB and flow)"
         )
+    if len({Path(run).resolve() for run in run_dirs}) < len(run_dirs):
+        raise DataError("lrcn fuse", "a run is given twice", expected="different runs")
+    from lrcn.checkpoint import read_bundle_task
+
+    for run in run_dirs:
+        task = read_bundle_task(run, which)
+        if task != "activity":
+            raise DataError(run, f"is a {task} run", expected="activity runs to fuse")
     loaded = []
     for run in run_dirs:
         path = Path(run) / f"eval-{which}-test" / "scores.npz"

@@ -41,6 +41,12 @@ def create_backbone(
     if name == "simple_cnn":
         from lrcn.backbones.simple_cnn import simple_cnn
 
+        if weights_path is not None:
+            raise ConfigError(
+                "model.backbone_weights",
+                "simple_cnn is trained from scratch and takes no weights file",
+                expected="no backbone_weights, or a torchvision:<arch> backbone",
+            )
         return simple_cnn()
     raise ConfigError(
         "model.backbone",

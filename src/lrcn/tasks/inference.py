@@ -69,6 +69,7 @@ def evaluate_run(
     given = check_options(task, task.evaluate_options, options or {}, "evaluate")
     config = task.expect_config(_config_of(bundle, overrides))
     folder = Path(out) if out is not None else Path(run_dir) / f"eval-{which}-{split}"
+    folder.mkdir(parents=True, exist_ok=True)  # a folder that cannot be written fails now
     summary = task.evaluate(bundle, config, split, given, folder, log, progress)
     return task, summary
 

@@ -11,11 +11,12 @@ import torch
 
 from lrcn.checkpoint import save_bundle
 from lrcn.config import ConfigError, read_config_file
+from lrcn.errors import LrcnError
 from lrcn.models import build_model
 from lrcn.tasks._common import make_optimizer, make_scheduler, resolve_device
 from lrcn.tasks.base import Log, Progress, Task, TaskConfig, get_task
 from lrcn.training.loop import LoopSettings, fit
-from lrcn.training.run import RunRecorder, open_run
+from lrcn.training.run import RunRecorder, open_run, refuse_used_run
 
 __all__ = ["load_run_config", "train"]
 
@@ -42,17 +43,25 @@ def train(
     """Train ``config`` into ``run_dir``, or with ``resume`` continue the run there from its
     saved config and ``last/`` (``config`` None). Returns the run's report."""
     if resume:
+        if not (Path(run_dir) / "last" / "bundle.json").is_file():
+            raise LrcnError(
+                run_dir, "no last/ checkpoint to resume from",
+                expected="a run folder that finished at least one epoch",
+            )  # fmt: skip
         config = load_run_config(run_dir)
     elif config is None:
         raise ValueError("a config is needed unless resuming")
     task: Task[Any] = get_task(config.task)
     config = task.expect_config(config)
-    run = open_run(run_dir, config, resume)
-
+    if not resume:
+        refuse_used_run(run_dir)  # before minutes of reading data
     prepared = task.prepare(config, log)
     device = resolve_device(config.train.device)
     torch.manual_seed(config.train.seed)
     model = build_model(config.model, prepared.extras).to(device)
+    # The folder is made once the data and the model are known to be good, so a typo in
+    # either leaves nothing behind.
+    run = open_run(run_dir, config, resume)
     setup = task.training(config, model, prepared, device, log, progress)
     optimizer = make_optimizer(config, model)
     scheduler = make_scheduler(config, optimizer)
@@ -101,7 +110,7 @@ def train(
         "skipped": sorted(skipped),
         "best": {
             "metric": task.primary_metric,
-            "value": recorder.best,
+            "value": recorder.best if recorder.best_epoch is not None else None,
             "epoch": None if recorder.best_epoch is None else recorder.best_epoch + 1,
         },
         "final": recorder.history[-1]["metrics"] if recorder.history else {},

@@ -28,9 +28,10 @@ from torch import nn
 
 from lrcn.checkpoint import load_bundle, load_train_state, save_train_state
 from lrcn.config import config_to_yaml
+from lrcn.errors import LrcnError
 from lrcn.training.loop import EpochResult
 
-__all__ = ["RunRecorder", "open_run"]
+__all__ = ["RunRecorder", "open_run", "refuse_used_run"]
 
 SaveBundle = Callable[[Path, int, dict[str, float]], None]  # (folder, epoch, metrics)
 
@@ -41,13 +42,19 @@ def open_run(run_dir: str | Path, config: BaseModel, resume: bool) -> Path:
     A folder that already holds a run is refused unless resuming: a run folder holds one run.
     """
     run = Path(run_dir)
-    if not resume and (run / "last").exists():
-        raise FileExistsError(
-            f"{run} already holds a run; use --resume to continue it or another --out"
-        )
+    if not resume:
+        refuse_used_run(run)
     run.mkdir(parents=True, exist_ok=True)
     (run / "config.yaml").write_text(config_to_yaml(config))
     return run
+
+
+def refuse_used_run(run_dir: str | Path) -> None:
+    """A run folder holds one run: refuse one that already has a ``last/`` bundle."""
+    if (Path(run_dir) / "last").exists():
+        raise LrcnError(
+            run_dir, "already holds a run", expected="--resume to continue it, or another --out"
+        )
 
 
 class RunRecorder:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from lrcn.data.items import DataError, OnError, Problem, VideoItem, VideoSplit, handle, read_lines
 from lrcn.data.video_io import FRAME_IMAGE_SUFFIXES
+from lrcn.errors import LrcnError
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".webm", ".mov")
 DEFAULT_GROUP_PATTERN = r"_g(\d+)_"
@@ -36,7 +37,12 @@ def list_videos(
     root = Path(root)
     if not root.is_dir():
         raise DataError(root, "data folder not found")
-    pattern = re.compile(group_pattern)
+    try:
+        pattern = re.compile(group_pattern)
+    except re.error as err:
+        raise LrcnError(
+            "group pattern", f"{group_pattern!r} is not a valid regular expression ({err})"
+        ) from None
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
         raise DataError(root, "no class folders in it (expected <root>/<class>/<video>)")
