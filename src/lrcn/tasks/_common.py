@@ -13,7 +13,6 @@ from torch import nn
 from lrcn.backbones import Backbone
 from lrcn.config import ConfigError
 from lrcn.data.features import FeatureCache
-from lrcn.tasks.base import TaskConfig
 
 __all__ = ["feature_cache", "make_optimizer", "make_scheduler", "resolve_device"]
 
@@ -44,7 +43,7 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def make_optimizer(config: TaskConfig, model: nn.Module) -> torch.optim.Optimizer:
+def make_optimizer(config: Any, model: nn.Module) -> torch.optim.Optimizer:
     """``train.optimizer`` over the parameters that train (a frozen backbone's do not)."""
     t = config.train
     params = [p for p in model.parameters() if p.requires_grad]
@@ -56,7 +55,7 @@ def make_optimizer(config: TaskConfig, model: nn.Module) -> torch.optim.Optimize
 
 
 def make_scheduler(
-    config: TaskConfig, optimizer: torch.optim.Optimizer
+    config: Any, optimizer: torch.optim.Optimizer
 ) -> torch.optim.lr_scheduler.LRScheduler | None:
     """``train.schedule``, stepped once per epoch."""
     t = config.train
@@ -76,7 +75,7 @@ def _weights_identity(model_cfg: dict[str, Any]) -> str:
     return "packaged"
 
 
-def feature_cache(config: TaskConfig, backbone: Backbone, kind: str) -> FeatureCache:
+def feature_cache(config: Any, backbone: Backbone, kind: str) -> FeatureCache:
     """The cache of ``backbone``'s features for this config's data, keyed by everything that
     changes them (backbone, weights, preprocessing, pooled or grid)."""
     data_root = Path(config.data.root)

@@ -95,8 +95,11 @@ def _fill_cache(
     skipped: list[Problem],
     log: Log,
     progress: Progress | None,
-) -> FeatureCache:
-    """The frozen backbone's features of every video of ``items``, computed once and cached."""
+) -> FeatureCache | None:
+    """The frozen backbone's features of every video of ``items``, computed once and cached;
+    None for a backbone that trains (frames are decoded instead)."""
+    if not model.freeze_backbone:
+        return None
     cache = feature_cache(config, model.backbone, model.feature_kind)
     missing = cache.missing([item.path for item in items])
     if missing:
@@ -297,20 +300,6 @@ class ActivityTask(Task[ActivityConfig]):
             ActivityExtras(classes=split.classes), split, [p.problem for p in split.skipped]
         )
 
-    def _cache(
-        self,
-        config: ActivityConfig,
-        model: VideoClassifier,
-        items: Sequence[VideoItem],
-        device: torch.device,
-        skipped: list[Problem],
-        log: Log,
-        progress: Progress | None,
-    ) -> FeatureCache | None:
-        if not model.freeze_backbone:
-            return None
-        return _fill_cache(config, model, items, device, skipped, log, progress)
-
     def training(
         self,
         config: ActivityConfig,
@@ -325,7 +314,7 @@ class ActivityTask(Task[ActivityConfig]):
         skipped: list[Problem] = []
         # Test features are cached too, so that `lrcn evaluate` later decodes nothing.
         everything = split.train + split.val + split.test
-        cache = self._cache(config, model, everything, device, skipped, log, progress)
+        cache = _fill_cache(config, model, everything, device, skipped, log, progress)
         train_items, train_counts, _ = _inputs(config, model, split.train, skipped, cache)
         val_items, val_counts, _ = _inputs(config, model, split.val, skipped, cache)
         features = cache is not None
@@ -361,24 +350,21 @@ class ActivityTask(Task[ActivityConfig]):
             skipped=[p.problem for p in skipped],
         )
 
-    def extract_features(
-        self, config: ActivityConfig, log: Log, progress: Progress | None
+    def cache_features(
+        self,
+        config: ActivityConfig,
+        model: nn.Module,
+        prepared: Prepared,
+        device: torch.device,
+        log: Log,
+        progress: Progress | None,
     ) -> dict[str, Any]:
-        if not config.model.freeze_backbone:
-            raise ConfigError(
-                "model.freeze_backbone",
-                "is false: a fine-tuned backbone has no fixed features to cache",
-                expected="true to extract features",
-            )
-        from lrcn.models import build_model
-
-        split = read_video_split(config.data)
-        model = build_model(config.model, ActivityExtras(classes=split.classes))
         assert isinstance(model, VideoClassifier)
-        device = resolve_device(config.train.device)
+        split: VideoSplit = prepared.data
         skipped: list[Problem] = list(split.skipped)
         items = split.train + split.val + split.test
         cache = _fill_cache(config, model, items, device, skipped, log, progress)
+        assert cache is not None  # extract_features checked the backbone is frozen
         _, counts, _ = _inputs(config, model, items, skipped, cache)
         return {
             "cache": str(cache.folder),
@@ -412,7 +398,7 @@ class ActivityTask(Task[ActivityConfig]):
             )
         skipped = list(data.skipped)
         items = data.split(split)
-        cache = self._cache(config, model, items, device, skipped, log, progress)
+        cache = _fill_cache(config, model, items, device, skipped, log, progress)
         items, counts, cache = _inputs(config, model, items, skipped, cache)
         scores = score_videos(
             model,

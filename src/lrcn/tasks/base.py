@@ -183,7 +183,32 @@ class Task(ABC, Generic[C]):
         """Print predictions for a person (errors are printed by the CLI, on stderr)."""
 
     def extract_features(self, config: C, log: Log, progress: Progress | None) -> dict[str, Any]:
-        """Fill the feature cache of a frozen backbone for the whole data set."""
+        """Fill the feature cache of a frozen backbone for the whole data set (every split)."""
+        if not getattr(config.model, "freeze_backbone", False):
+            raise ConfigError(
+                "model.freeze_backbone",
+                "is false: a fine-tuned backbone has no fixed features to cache",
+                expected="true to extract features",
+            )
+        from lrcn.models import build_model
+        from lrcn.tasks._common import resolve_device
+
+        prepared = self.prepare(config, log)
+        model = build_model(config.model, prepared.extras)
+        device = resolve_device(config.train.device)
+        return self.cache_features(config, model, prepared, device, log, progress)
+
+    def cache_features(
+        self,
+        config: C,
+        model: nn.Module,
+        prepared: Prepared,
+        device: torch.device,
+        log: Log,
+        progress: Progress | None,
+    ) -> dict[str, Any]:
+        """Cache ``model``'s frozen backbone features of every split; return ``cache`` (the
+        folder), ``inputs``, ``frames`` and ``skipped``."""
         raise ConfigError("task", f"{self.name!r} has no feature cache to fill")
 
 

@@ -341,22 +341,17 @@ class CaptioningTask(Task[CaptioningConfig]):
             skipped=[p.problem for p in skipped],
         )
 
-    def extract_features(
-        self, config: CaptioningConfig, log: Log, progress: Progress | None
+    def cache_features(
+        self,
+        config: CaptioningConfig,
+        model: nn.Module,
+        prepared: Prepared,
+        device: torch.device,
+        log: Log,
+        progress: Progress | None,
     ) -> dict[str, Any]:
-        if not config.model.freeze_backbone:
-            raise ConfigError(
-                "model.freeze_backbone",
-                "is false: a fine-tuned backbone has no fixed features to cache",
-                expected="true to extract features",
-            )
-        from lrcn.models import build_model
-
-        split = read_caption_split(config.data)
-        vocab = Vocabulary.build((c for item in split.train for c in item.captions), 1)
-        model = build_model(config.model, CaptioningExtras.of(vocab))
         assert isinstance(model, ImageCaptioner)
-        device = resolve_device(config.train.device)
+        split: CaptionSplit = prepared.data
         skipped: list[Problem] = list(split.skipped)
         items = split.train + split.val + split.test
         kept, _, _ = _sources(config, model, items, device, skipped, log, False, [], progress)
