@@ -285,7 +285,6 @@ class ActivityTask(Task[ActivityConfig]):
     config_class = ActivityConfig
     primary_metric = "val_video_top1"
     logged_metrics = ("val_video_top1", "val_clip_top1")
-    predict_inputs = "videos (files or folders of frames)"
     predict_options = (TaskOption("top", int, "classes shown per video (default 5)", min=1),)
 
     def prepare(self, config: ActivityConfig, log: Log) -> Prepared:

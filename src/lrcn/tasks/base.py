@@ -113,7 +113,6 @@ class Task(ABC, Generic[C]):
     logged_metrics: ClassVar[tuple[str, ...]]  # printed after every epoch
     evaluate_options: ClassVar[tuple[TaskOption, ...]] = ()
     predict_options: ClassVar[tuple[TaskOption, ...]] = ()
-    predict_inputs: ClassVar[str] = "files"  # what `lrcn predict` takes, for its help
 
     def expect_config(self, config: TaskConfig) -> C:
         """``config`` as this task's config, or an error naming both tasks."""

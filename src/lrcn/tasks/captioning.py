@@ -259,7 +259,6 @@ class CaptioningTask(Task[CaptioningConfig]):
     config_class = CaptioningConfig
     primary_metric = "val_cider"
     logged_metrics = ("val_bleu4", "val_cider")
-    predict_inputs = "images"
     predict_options = (
         TaskOption("beam", int, "beam size (default: the config's decode.beam_size)", min=1),
         TaskOption("n_best", int, "captions shown per image (default 1)", min=1),
