@@ -313,6 +313,11 @@ CASES: dict[str, tuple[Callable[[dict, Path], list[str]], int, str]] = {
         2,
         "--beam: does not apply to activity runs; for them lrcn predict takes --top",
     ),
+    "evaluate --beam on an activity run": (
+        lambda r, t: ["evaluate", str(r["act"]), "--beam", "3"],
+        2,
+        "--beam: does not apply to activity runs; for them lrcn evaluate takes no task options",
+    ),
     "--top on a captioning run": (
         lambda r, t: ["predict", str(r["cap"]), _image(r), "--top", "3"],
         2,

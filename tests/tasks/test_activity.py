@@ -298,3 +298,12 @@ def test_a_folder_per_class_data_set_trains_with_a_made_split(order_ucf101, tmp_
     assert report["leaked_groups"] == []
     assert report["train_videos"] + report["val_videos"] + report["test_videos"] == 20
     assert report["test_videos"] >= 4 and report["val_videos"] >= 1
+
+
+def test_the_verdict_says_plainly_when_the_model_does_not_beat_the_baseline():
+    from lrcn.tasks.activity import verdict
+
+    assert verdict(0.90, 0.50).startswith("the model beats the single-frame baseline by 0.400")
+    worse = verdict(0.51, 0.50)
+    assert "does NOT beat the single-frame baseline (0.510 vs 0.500)" in worse
+    assert "optical flow" in worse

@@ -95,9 +95,10 @@ def test_pooled_feature_captioners_train_evaluate_predict(shapes, tmp_path, mode
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump(raw))
     _run(["train", str(config), "--out", str(tmp_path / "run")])
-    result = _run(["evaluate", str(tmp_path / "run"), "--json"])
+    result = _run(["evaluate", str(tmp_path / "run"), "--json", "--beam", "1"])
     metrics = json.loads(result.stdout.strip().splitlines()[-1])
     assert 0 <= metrics["model"]["bleu4"] <= 1 and metrics["images"] == 24
+    assert metrics["beam_size"] == 1
     image = next((data / "Flicker8k_Dataset").glob("*.jpg"))
     result = _run(["predict", str(tmp_path / "run"), str(image), "--beam", "1"])
     assert image.name in result.output

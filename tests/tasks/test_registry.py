@@ -18,8 +18,9 @@ def test_a_task_declares_what_the_shared_train_and_the_cli_read(name):
     assert {"task", "data", "model", "train"} <= set(fields)
     # best/ is picked on validation, never on the test split.
     assert task.primary_metric.startswith("val_") and task.primary_metric in task.logged_metrics
-    flags = [o.flag for o in (*task.evaluate_options, *task.predict_options)]
-    assert len(flags) == len(set(flags))
+    for options in (task.evaluate_options, task.predict_options):
+        flags = [o.flag for o in options]
+        assert len(flags) == len(set(flags))
     # Every model of the task's family is a choice of its config's model section.
     models = list_models(name)
     assert models

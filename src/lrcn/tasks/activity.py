@@ -48,7 +48,7 @@ from lrcn.tasks.base import (
     register_task,
 )
 
-__all__ = ["ActivityConfig", "ActivityTask", "score_videos"]
+__all__ = ["ActivityConfig", "ActivityTask", "score_videos", "verdict"]
 
 
 class ActivityConfig(TaskConfig):
@@ -474,15 +474,7 @@ class ActivityTask(Task[ActivityConfig]):
         )  # fmt: skip
         base = _summary(scores, data.classes)
         result = {k: v for k, v in base.items() if k in ("video_top1", "clip_top1")}
-        margin = summary["video_top1"] - result["video_top1"]
-        result["verdict"] = (
-            f"the model beats the single-frame baseline by {margin:.3f} video top-1"
-            if margin > 0.02
-            else f"the model does NOT beat the single-frame baseline "
-            f"({summary['video_top1']:.3f} vs {result['video_top1']:.3f}): the order of frames "
-            "added nothing here. If motion separates your classes, train on optical flow "
-            "(lrcn flow) and fuse it with RGB (lrcn fuse)"
-        )
+        result["verdict"] = verdict(summary["video_top1"], result["video_top1"])
         return result
 
     def predict(
@@ -552,6 +544,21 @@ class ActivityTask(Task[ActivityConfig]):
             echo(f"{r['input']} ({r['clips']} clips)")
             for t in r["top"]:
                 echo(f"  {t['probability']:.3f}  {t['class']}")
+
+
+def verdict(model_top1: float, baseline_top1: float, margin: float = 0.02) -> str:
+    """Plain words on whether the model beat the single-frame baseline (by more than
+    ``margin`` video top-1, about one video in fifty)."""
+    if model_top1 - baseline_top1 > margin:
+        return (
+            f"the model beats the single-frame baseline by {model_top1 - baseline_top1:.3f} "
+            "video top-1"
+        )
+    return (
+        f"the model does NOT beat the single-frame baseline ({model_top1:.3f} vs "
+        f"{baseline_top1:.3f}): the order of frames added nothing here. If motion separates "
+        "your classes, train on optical flow (lrcn flow) and fuse it with RGB (lrcn fuse)"
+    )
 
 
 class _ProbeClassifier(nn.Module):

@@ -259,6 +259,9 @@ class CaptioningTask(Task[CaptioningConfig]):
     config_class = CaptioningConfig
     primary_metric = "val_cider"
     logged_metrics = ("val_bleu4", "val_cider")
+    evaluate_options = (
+        TaskOption("beam", int, "beam size (default: the config's decode.beam_size)", min=1),
+    )
     predict_options = (
         TaskOption("beam", int, "beam size (default: the config's decode.beam_size)", min=1),
         TaskOption("n_best", int, "captions shown per image (default 1)", min=1),
@@ -389,8 +392,9 @@ class CaptioningTask(Task[CaptioningConfig]):
             config, model, data.train, device, skipped, log, False, notes, progress
         )
         d = config.decode
+        beam = options.get("beam") or d.beam_size
         result = caption_items(
-            model, source, len(items), features, vocab, device, d.beam_size, d.max_len,
+            model, source, len(items), features, vocab, device, beam, d.max_len,
             d.length_penalty, progress=progress,
         )  # fmt: skip
         texts = _texts(result, vocab)
@@ -426,7 +430,7 @@ class CaptioningTask(Task[CaptioningConfig]):
             "split": split,
             "epoch": bundle.epoch,
             "images": len(items),
-            "beam_size": d.beam_size,
+            "beam_size": beam,
             **scores,
             "converted_to_rgb": _report_conversions(notes, log),
             "skipped": sorted({p.problem for p in skipped}),

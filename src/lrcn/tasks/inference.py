@@ -26,7 +26,7 @@ def check_options(
     known = {o.name for o in declared}
     for name in given:
         if name not in known:
-            takes = ", ".join(o.flag for o in declared) or "none of the task options"
+            takes = ", ".join(o.flag for o in declared) or "no task options"
             raise ConfigError(
                 f"--{name.replace('_', '-')}",
                 f"does not apply to {task.name} runs; for them lrcn {command} takes {takes}",
