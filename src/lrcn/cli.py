@@ -564,6 +564,7 @@ def _captioning_demo(out: Path, epochs: int) -> None:
 
 
 @demo_app.command("gradients")
+@_friendly_errors
 def demo_gradients(
     out: Annotated[Path, typer.Option(help="Folder for gradients.png and gradients.json.")] = Path(
         "runs/demo-gradients"
