@@ -123,17 +123,17 @@ def _progress(quiet: bool = False) -> Iterator[Callable[[str, int, int], None] |
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), Rate(),
         TimeElapsedColumn(), TimeRemainingColumn(), transient=True, console=console,
     ) as bar:  # fmt: skip
-        tasks: dict[str, Any] = {}
+        shown: dict[str, Any] = {"id": None, "step": 0}
 
         def update(description: str, step: int, total: int) -> None:
-            # One bar per kind of work ("features", "evaluating", "epoch 3/10 ..."): a new
-            # description that is not an epoch's starts its own bar, so rates stay honest.
-            key = description.split(" loss ")[0]
-            if key not in tasks:
-                for old in tasks.values():
-                    bar.update(old, visible=False)
-                tasks[key] = bar.add_task(description, total=total)
-            bar.update(tasks[key], description=description, completed=step, total=total)
+            # A pass that starts over (the next epoch, another evaluation) gets a fresh bar, so
+            # its rate and ETA are its own.
+            if shown["id"] is None or step < shown["step"]:
+                if shown["id"] is not None:
+                    bar.update(shown["id"], visible=False)
+                shown["id"] = bar.add_task(description, total=total)
+            shown["step"] = step
+            bar.update(shown["id"], description=description, completed=step, total=total)
 
         yield update
 
@@ -187,11 +187,12 @@ class _TaskOptionsCommand(TyperCommand):
 
     def invoke(self, ctx: Any) -> Any:
         given = {}
-        for option, _ in self._specs():
-            value = ctx.params.pop(option.name, None)
-            source = ctx.get_parameter_source(option.name)
-            if source is not None and source.name == "COMMANDLINE":
-                given[option.name] = value
+        for param in self.get_params(ctx):
+            if param in self._task_params:
+                value = ctx.params.pop(param.name, None)
+                source = ctx.get_parameter_source(param.name)
+                if source is not None and source.name == "COMMANDLINE":
+                    given[param.name] = value
         ctx.meta["task_options"] = given
         return super().invoke(ctx)
 

@@ -4,6 +4,7 @@ cache a config implies."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +13,17 @@ from torch import nn
 
 from lrcn.backbones import Backbone
 from lrcn.config import ConfigError
-from lrcn.data.features import FeatureCache
+from lrcn.data.features import FeatureCache, FrameLoader
+from lrcn.data.items import Problem
+from lrcn.data.video_io import read_frames
 
-__all__ = ["feature_cache", "make_optimizer", "make_scheduler", "resolve_device"]
+__all__ = [
+    "feature_cache",
+    "fill_feature_cache",
+    "make_optimizer",
+    "make_scheduler",
+    "resolve_device",
+]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -87,3 +96,31 @@ def feature_cache(config: Any, backbone: Backbone, kind: str) -> FeatureCache:
         "kind": kind,
     }
     return FeatureCache(root, identity)
+
+
+def fill_feature_cache(
+    config: Any,
+    model: nn.Module,
+    sources: Sequence[Path],
+    device: torch.device,
+    skipped: list[Problem],
+    log: Callable[[str], None],
+    progress: Callable[[str, int, int], None] | None,
+    load_frames: FrameLoader = read_frames,
+    noun: str = "videos",
+) -> FeatureCache:
+    """The cache of a frozen-backbone ``model``'s features (its ``backbone`` and
+    ``feature_kind``), with every source of ``sources`` not there yet extracted into it;
+    sources that fail under ``data.on_error: skip`` are added to ``skipped``."""
+    backbone: Backbone = model.backbone  # type: ignore[assignment]
+    kind = str(model.feature_kind)
+    cache = feature_cache(config, backbone, kind)
+    missing = cache.missing(sources)
+    if missing:
+        log(f"extracting {backbone.name} features of {len(missing)} {noun} into {cache.folder}")
+        skipped += cache.extract(
+            missing, backbone, kind, device, on_error=config.data.on_error,
+            progress=(lambda done, total: progress("features", done, total)) if progress else None,
+            load_frames=load_frames,
+        )  # fmt: skip
+    return cache

@@ -35,7 +35,7 @@ from lrcn.models.activity import (
     VideoClassifier,
 )
 from lrcn.plots import save_figure
-from lrcn.tasks._common import feature_cache, resolve_device
+from lrcn.tasks._common import fill_feature_cache, resolve_device
 from lrcn.tasks.base import (
     Echo,
     Log,
@@ -100,35 +100,8 @@ def _fill_cache(
     None for a backbone that trains (frames are decoded instead)."""
     if not model.freeze_backbone:
         return None
-    cache = feature_cache(config, model.backbone, model.feature_kind)
-    missing = cache.missing([item.path for item in items])
-    if missing:
-        log(
-            f"extracting {model.backbone.name} features of {len(missing)} videos "
-            f"into {cache.folder}"
-        )
-        skipped += cache.extract(
-            missing,
-            model.backbone,
-            model.feature_kind,
-            device,
-            on_error=config.data.on_error,
-            progress=(lambda done, total: progress("features", done, total)) if progress else None,
-        )
-    return cache
-
-
-def _inputs(
-    config: ActivityConfig,
-    model: VideoClassifier,
-    items: Sequence[VideoItem],
-    skipped: list[Problem],
-    cache: FeatureCache | None,
-) -> tuple[list[VideoItem], list[int], FeatureCache | None]:
-    """Usable videos and their frame counts: from ``cache`` (features; a video missing there
-    failed extraction and is skipped), else from the containers (frames decoded)."""
-    kept, counts = _frame_counts(items, cache, config.data.on_error, skipped)
-    return kept, counts, cache
+    paths = [item.path for item in items]
+    return fill_feature_cache(config, model, paths, device, skipped, log, progress)
 
 
 def _cached(cache: FeatureCache | None) -> Callable[[VideoItem], np.ndarray] | None:
@@ -314,10 +287,10 @@ class ActivityTask(Task[ActivityConfig]):
         # Test features are cached too, so that `lrcn evaluate` later decodes nothing.
         everything = split.train + split.val + split.test
         cache = _fill_cache(config, model, everything, device, skipped, log, progress)
-        train_items, train_counts, _ = _inputs(config, model, split.train, skipped, cache)
-        val_items, val_counts, _ = _inputs(config, model, split.val, skipped, cache)
-        features = cache is not None
         d = config.data
+        train_items, train_counts = _frame_counts(split.train, cache, d.on_error, skipped)
+        val_items, val_counts = _frame_counts(split.val, cache, d.on_error, skipped)
+        features = cache is not None
         train_set = TrainClips(
             train_items, train_counts, model.backbone.preprocess, d.clip_len, d.frame_step,
             d.short_video, config.train.clips_per_video, config.train.seed,
@@ -364,7 +337,7 @@ class ActivityTask(Task[ActivityConfig]):
         items = split.train + split.val + split.test
         cache = _fill_cache(config, model, items, device, skipped, log, progress)
         assert cache is not None  # extract_features checked the backbone is frozen
-        _, counts, _ = _inputs(config, model, items, skipped, cache)
+        _, counts = _frame_counts(items, cache, config.data.on_error, skipped)
         return {
             "cache": str(cache.folder),
             "inputs": len(counts),
@@ -398,7 +371,7 @@ class ActivityTask(Task[ActivityConfig]):
         skipped = list(data.skipped)
         items = data.split(split)
         cache = _fill_cache(config, model, items, device, skipped, log, progress)
-        items, counts, cache = _inputs(config, model, items, skipped, cache)
+        items, counts = _frame_counts(items, cache, config.data.on_error, skipped)
         scores = score_videos(
             model,
             _eval_set(config, model, items, counts, cache),
@@ -460,8 +433,7 @@ class ActivityTask(Task[ActivityConfig]):
             return {"note": "not computed: a fine-tuned backbone has no cached features"}
         from lrcn.training.probe import fit_frame_probe
 
-        skipped: list[Problem] = []
-        train_items, _, _ = _inputs(config, model, data.train, skipped, cache)
+        train_items = [item for item in data.train if cache.has(item.path)]
         probe = fit_frame_probe(
             [np.asarray(cache.load(item.path), dtype=np.float32) for item in train_items],
             [item.label for item in train_items],

@@ -124,10 +124,8 @@ class Task(ABC, Generic[C]):
 
     def run_title(self, config: C) -> str:
         """The title of a run's plots: the model and the data it learned from."""
-        data = getattr(config, "data", None)
-        root = Path(getattr(data, "root", "")).name
-        model = getattr(getattr(config, "model", None), "name", self.name)
-        return f"{model} on {root}" if root else str(model)
+        root = getattr(config.data, "root", None)
+        return f"{config.model.name} on {Path(root).name}" if root else str(config.model.name)
 
     def preprocess(self, model: nn.Module) -> Preprocess:
         """The image preset stored in bundles (the model's backbone's, for CNN models)."""

@@ -38,7 +38,7 @@ from lrcn.models.captioning import (
     ImageCaptioner,
     caption_loss,
 )
-from lrcn.tasks._common import feature_cache, resolve_device
+from lrcn.tasks._common import feature_cache, fill_feature_cache, resolve_device
 from lrcn.tasks.base import (
     Echo,
     Log,
@@ -97,22 +97,10 @@ def _sources(
     """Usable items and a function giving each one's model input; True when it is features.
     Images converted to RGB on the way are recorded in ``notes``."""
     if model.freeze_backbone:
-        cache = feature_cache(config, model.backbone, model.feature_kind)
-        missing = cache.missing([item.image for item in items])
-        if missing:
-            log(
-                f"extracting {model.backbone.name} features of {len(missing)} images "
-                f"into {cache.folder}"
-            )
-            skipped += cache.extract(
-                missing,
-                model.backbone,
-                model.feature_kind,
-                device,
-                on_error=config.data.on_error,
-                load_frames=_image_loader(notes),
-                progress=(lambda n, total: progress("features", n, total)) if progress else None,
-            )
+        images = [item.image for item in items]
+        cache = fill_feature_cache(
+            config, model, images, device, skipped, log, progress, _image_loader(notes), "images"
+        )
         kept = [item for item in items if cache.has(item.image)]
 
         def features(i: int) -> Tensor:

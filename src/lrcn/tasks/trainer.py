@@ -15,6 +15,7 @@ from lrcn.errors import LrcnError
 from lrcn.models import build_model
 from lrcn.tasks._common import make_optimizer, make_scheduler, resolve_device
 from lrcn.tasks.base import Log, Progress, Task, TaskConfig, get_task
+from lrcn.tasks.configs import validate_config
 from lrcn.training.loop import LoopSettings, fit
 from lrcn.training.run import RunRecorder, open_run, refuse_used_run
 
@@ -23,8 +24,6 @@ __all__ = ["load_run_config", "train"]
 
 def load_run_config(run_dir: str | Path) -> TaskConfig:
     """The config a run folder was trained with (its ``config.yaml``), validated."""
-    from lrcn.tasks.configs import validate_config
-
     path = Path(run_dir) / "config.yaml"
     if not path.is_file():
         raise ConfigError(Path(run_dir), "no config.yaml; is this a run folder?")
