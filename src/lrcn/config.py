@@ -28,6 +28,7 @@ __all__ = [
     "StrictConfig",
     "TrainConfig",
     "apply_overrides",
+    "absolute_paths",
     "config_to_yaml",
     "read_config_file",
     "validate_as",
@@ -129,6 +130,21 @@ def _key_lines(text: str) -> dict[tuple[str, ...], int]:
     return lines
 
 
+def absolute_paths(model: M) -> M:
+    """``model`` with every relative ``Path`` field (at any depth) made absolute against the
+    current folder, as a run stores its config: evaluate and predict then work from anywhere."""
+    updates: dict[str, Any] = {}
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if isinstance(value, Path) and not value.is_absolute():
+            updates[name] = value.absolute()
+        elif isinstance(value, BaseModel):
+            changed = absolute_paths(value)
+            if changed is not value:
+                updates[name] = changed
+    return model.model_copy(update=updates) if updates else model
+
+
 def read_config_file(path: str | Path) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
     """A YAML config as a dict, and the line of every key in it (for error messages).
 
@@ -150,7 +166,28 @@ def read_config_file(path: str | Path) -> tuple[dict[str, Any], dict[tuple[str, 
         raise ConfigError(path, f"not valid YAML: {' '.join(str(err).split())}") from None
     if not isinstance(raw, dict):
         raise ConfigError(path, "expected a mapping with task, data, model and train sections")
+    _refuse_duplicate_keys(yaml.compose(text), path)
     return raw, _key_lines(text)
+
+
+def _refuse_duplicate_keys(node: yaml.Node | None, path: Path, where: str = "") -> None:
+    """PyYAML keeps the last of two equal keys; a config with ``train:`` twice silently losing
+    the first section is refused instead, at the second one's line."""
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise ConfigError(
+                    path, f"duplicate key {where}{key!r} (first on line {seen[key]})", line,
+                    expected="each key once; merge the two",
+                )  # fmt: skip
+            seen[key] = line
+            _refuse_duplicate_keys(value_node, path, f"{where}{key}.")
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            _refuse_duplicate_keys(item, path, where)
 
 
 def validate_as(

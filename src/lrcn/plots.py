@@ -9,10 +9,15 @@ __all__ = ["plot_attention", "plot_confusion", "plot_curves", "save_figure"]
 
 
 def save_figure(fig: Any, path: Any, dpi: int = 110) -> None:
-    """Save a figure as PNG (tight bounding box) and free it."""
+    """Save a figure as PNG (tight bounding box) and free it; a kill never leaves half a file."""
+    from pathlib import Path
+
     plt = _pyplot()
-    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=path.suffix.lstrip(".") or "png")
     plt.close(fig)
+    tmp.replace(path)
 
 
 def _pyplot() -> Any:

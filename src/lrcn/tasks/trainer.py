@@ -10,14 +10,15 @@ from typing import Any
 import torch
 
 from lrcn.checkpoint import save_bundle
-from lrcn.config import ConfigError, read_config_file
+from lrcn.config import ConfigError, absolute_paths, read_config_file
 from lrcn.errors import LrcnError
 from lrcn.models import build_model
 from lrcn.tasks._common import make_optimizer, make_scheduler, resolve_device
 from lrcn.tasks.base import Log, Progress, Task, TaskConfig, get_task
 from lrcn.tasks.configs import validate_config
 from lrcn.training.loop import LoopSettings, fit
-from lrcn.training.run import RunRecorder, open_run, refuse_used_run
+from lrcn.training.lock import RunLock
+from lrcn.training.run import RunRecorder, open_run, recover, refuse_used_run
 
 __all__ = ["load_run_config", "train"]
 
@@ -41,25 +42,39 @@ def train(
 ) -> dict[str, Any]:
     """Train ``config`` into ``run_dir``, or with ``resume`` continue the run there from its
     saved config and ``last/`` (``config`` None). Returns the run's report."""
+    if resume and not Path(run_dir).is_dir():
+        raise LrcnError(run_dir, "no such run folder", expected="a run folder to --resume")
+    with RunLock(run_dir, log):
+        return _train_locked(config, Path(run_dir), resume, log, progress)
+
+
+def _train_locked(
+    config: TaskConfig | None, run_dir: Path, resume: bool, log: Log, progress: Progress | None
+) -> dict[str, Any]:
+    done = recover(run_dir)
+    if done:
+        log(f"{run_dir}: {done}")
     if resume:
-        if not (Path(run_dir) / "last" / "bundle.json").is_file():
+        if not (run_dir / "last" / "bundle.json").is_file():
             raise LrcnError(
-                run_dir, "no last/ checkpoint to resume from",
-                expected="a run folder that finished at least one epoch",
+                run_dir, "has no finished epoch to resume from (no last/ bundle)",
+                expected="a run folder that finished at least one epoch; train it again "
+                "without --resume",
             )  # fmt: skip
         config = load_run_config(run_dir)
     elif config is None:
         raise ValueError("a config is needed unless resuming")
-    task: Task[Any] = get_task(config.task)
-    config = task.expect_config(config)
-    if not resume:
+    else:
         refuse_used_run(run_dir)  # before minutes of reading data
+    task: Task[Any] = get_task(config.task)
+    # Paths are stored absolute, so evaluate and predict find the data from any folder.
+    config = absolute_paths(task.expect_config(config))
     prepared = task.prepare(config, log)
     device = resolve_device(config.train.device)
     torch.manual_seed(config.train.seed)
     model = build_model(config.model, prepared.extras).to(device)
-    # The folder is made once the data and the model are known to be good, so a typo in
-    # either leaves nothing behind.
+    # config.yaml is written once the data and the model are known to be good, so a typo in
+    # either leaves nothing behind (the lock removes the folder it made).
     run = open_run(run_dir, config, resume)
     setup = task.training(config, model, prepared, device, log, progress)
     optimizer = make_optimizer(config, model)
