@@ -132,7 +132,7 @@ def test_a_second_training_into_a_locked_folder_is_refused(reference, tmp_path):
     assert sorted(p.name for p in run.iterdir()) == [".lock"]  # nothing written, lock kept
     holder["host"] = "elsewhere"  # cannot be checked from here: refused too
     (run / ".lock").write_text(json.dumps(holder))
-    with pytest.raises(RunLocked, match="pid .* on elsewhere"):
+    with pytest.raises(RunLocked, match=r"pid \d+ on elsewhere"):
         train(None, run, resume=True, log=_quiet)
 
 

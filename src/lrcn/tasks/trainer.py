@@ -16,8 +16,8 @@ from lrcn.models import build_model
 from lrcn.tasks._common import make_optimizer, make_scheduler, resolve_device
 from lrcn.tasks.base import Log, Progress, Task, TaskConfig, get_task
 from lrcn.tasks.configs import validate_config
-from lrcn.training.loop import LoopSettings, fit
 from lrcn.training.lock import RunLock
+from lrcn.training.loop import LoopSettings, fit
 from lrcn.training.run import RunRecorder, open_run, recover, refuse_used_run
 
 __all__ = ["load_run_config", "train"]

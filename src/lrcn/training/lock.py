@@ -10,6 +10,7 @@ from another host cannot be checked from here, so it is reported and left for th
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -126,10 +127,11 @@ class RunLock:
             return  # released meanwhile: try again
         except (OSError, ValueError):
             holder = {}
+        in_use = f"is in use by another training ({_describe(holder)}; lock file {LOCK_NAME})"
         if holder.get("host") != socket.gethostname():
             raise RunLocked(
                 self.run,
-                f"is in use by another training ({_describe(holder)}; its lock file is {LOCK_NAME})",
+                in_use,
                 expected="another --out, or wait for it; delete the lock only if that process "
                 "is gone",
             )
@@ -137,15 +139,13 @@ class RunLock:
         if reason is None:
             raise RunLocked(
                 self.run,
-                f"is in use by another training ({_describe(holder)}; its lock file is {LOCK_NAME})",
+                in_use,
                 expected="another --out, or wait for it to finish",
             )
         if self.log is not None:
             self.log(f"{self.path}: stale lock of {_describe(holder)} ({reason}); taking it over")
-        try:
+        with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
-        except FileNotFoundError:
-            pass
 
     def _catch_sigterm(self) -> None:
         """``kill PID`` (SIGTERM) unwinds like Ctrl-C, so the lock is released on the way out;
@@ -163,16 +163,12 @@ class RunLock:
             signal.signal(signal.SIGTERM, self._previous)
             self._previous = None
         if self.held:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 self.path.unlink()
-            except FileNotFoundError:
-                pass
             self.held = False
         if self.created:
-            try:
+            with contextlib.suppress(OSError):
                 self.run.rmdir()  # only if empty: nothing was written
-            except OSError:
-                pass
 
     def __enter__(self) -> RunLock:
         self.acquire()
