@@ -114,3 +114,17 @@ def test_index_past_the_end(long_video):
         read_frames(long_video, [500])
     with pytest.raises(VideoError, match="frame 120 asked for, but the video has 120 frames"):
         read_frames(long_video, [0, 120])
+
+
+@pytest.mark.parametrize("suffix", [".avi", ".mkv"])
+def test_a_whole_video_read_short_of_its_declared_frames_is_truncated(tmp_path, suffix):
+    """AVI declares a frame count, MKV a duration: either way a file cut to 40% is refused
+    when read whole (the feature cache's read), not returned as its first frames."""
+    path = tmp_path / f"cut{suffix}"
+    frames = np.random.default_rng(0).integers(0, 255, (24, 32, 32, 3), dtype=np.uint8)
+    write_video(path, frames)
+    assert read_frames(path).shape[0] == 24
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) * 2 // 5])
+    with pytest.raises(VideoError, match=r"truncated: \d+ frames decoded of the 24 its container"):
+        read_frames(path)

@@ -199,6 +199,38 @@ def test_corrupt_video_is_named_or_skipped_and_reported(order_data, tmp_path):
     assert report["train_videos"] + report["val_videos"] == 71
 
 
+def test_a_truncated_video_is_named_or_skipped_in_training_and_evaluation_alike(
+    order_data, tmp_path
+):
+    """The frozen-backbone path decodes whole videos: one that decodes short of the frame
+    count its container declares is an error (or, under skip, reported by train and evaluate
+    both), never a cache entry of its first frames."""
+    videos, _ = order_data
+    data = tmp_path / "data"
+    shutil.copytree(videos.parent, data)
+    victim = next((data / "UCF-101" / "SquareThenCircle").glob("*_g05_*.avi"))  # a test video
+    data_bytes = victim.read_bytes()
+    victim.write_bytes(data_bytes[: len(data_bytes) * 2 // 5])
+    raw = _config(data / "UCF-101", tmp_path / "features")
+    raw["train"]["epochs"] = 1
+    config = _write(tmp_path / "c.yaml", raw)
+    result = runner.invoke(app, ["train", str(config), "--out", str(tmp_path / "r1")])
+    assert result.exit_code == 2
+    assert (
+        f"{victim.name}: truncated: " in result.output
+        and "of the 20 its container" in result.output
+    )
+    result = runner.invoke(
+        app, ["train", str(config), "--out", str(tmp_path / "r2"), "--set", "data.on_error=skip"]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "r2" / "report.json").read_text())
+    named = [s for s in report["skipped"] if victim.name in s]
+    assert len(named) == 1 and "truncated" in named[0], report["skipped"]
+    _, evaluated = evaluate_run(tmp_path / "r2", log=lambda m: None)
+    assert [s for s in evaluated["skipped"] if victim.name in s] == named
+
+
 def test_a_broken_video_in_a_loader_worker_is_named(order_data, tmp_path):
     """Decoding in worker processes: the error that reaches the user still names the file."""
     videos, _ = order_data

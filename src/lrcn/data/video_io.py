@@ -166,6 +166,30 @@ def read_frames(path: str | Path, indices: Sequence[int] | None = None) -> np.nd
     return _decode(path, indices)
 
 
+def _declared_frames(container, stream) -> int | None:  # type: ignore[no-untyped-def]
+    """How many frames the container says the video has: its frame count (AVI, MP4), else
+    its duration times the frame rate (MKV, WebM); None when it says neither."""
+    if stream.frames > 0:
+        return int(stream.frames)
+    rate = stream.average_rate or stream.guessed_rate
+    if not rate:
+        return None
+    if stream.duration is not None and stream.time_base is not None:
+        seconds = float(stream.duration * stream.time_base)
+    elif container.duration is not None:
+        seconds = container.duration / 1_000_000  # microseconds (AV_TIME_BASE)
+    else:
+        return None
+    return round(seconds * float(rate)) or None
+
+
+def _shortfall_tolerance(declared: int) -> int:
+    """Frames a whole video may decode short of its declared count: codecs with delay drop a
+    frame or two at the end, XviD AVIs count not-coded frames, durations round; a truncated
+    file falls far shorter."""
+    return max(2, round(0.03 * declared))
+
+
 def _decode(path: Path, indices: list[int] | None, allow_seek: bool = True) -> np.ndarray:
     import av
 
@@ -186,6 +210,7 @@ def _decode(path: Path, indices: list[int] | None, allow_seek: bool = True) -> n
             raise VideoError(
                 path, f"frame {last} asked for, but the video has {stream.frames} frames"
             )
+        declared = _declared_frames(container, stream) if indices is None else None
         # One reformatter with threads=1: to_ndarray() would start swscale threads per frame.
         reformatter = av.video.reformatter.VideoReformatter()
         try:
@@ -218,6 +243,11 @@ def _decode(path: Path, indices: list[int] | None, allow_seek: bool = True) -> n
             return _decode(path, indices, allow_seek=False)
         raise VideoError(path, "has zero decodable frames")
     if indices is None:
+        if declared is not None and len(frames) < declared - _shortfall_tolerance(declared):
+            raise VideoError(
+                path,
+                f"truncated: {len(frames)} frames decoded of the {declared} its container declares",
+            )
         return np.stack([frames[i] for i in sorted(frames)])
     missing = sorted(set(indices) - frames.keys())
     if missing:

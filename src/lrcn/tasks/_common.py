@@ -3,7 +3,6 @@ cache a config implies."""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ from torch import nn
 
 from lrcn.backbones import Backbone
 from lrcn.config import ConfigError
-from lrcn.data.features import FeatureCache, FrameLoader
+from lrcn.data.features import FeatureCache, FrameLoader, weights_digest
 from lrcn.data.items import Problem
 from lrcn.data.video_io import read_frames
 
@@ -75,23 +74,15 @@ def make_scheduler(
     return None
 
 
-def _weights_identity(model_cfg: dict[str, Any]) -> str:
-    if not model_cfg.get("pretrained", True):
-        return "random-init"
-    weights = model_cfg.get("backbone_weights")
-    if weights:
-        return "sha1:" + hashlib.sha1(Path(weights).read_bytes()).hexdigest()
-    return "packaged"
-
-
 def feature_cache(config: Any, backbone: Backbone, kind: str) -> FeatureCache:
     """The cache of ``backbone``'s features for this config's data, keyed by everything that
-    changes them (backbone, weights, preprocessing, pooled or grid)."""
+    changes them: the backbone, a hash of its actual weights, its preprocessing, pooled or
+    grid (see :mod:`lrcn.data.features`)."""
     data_root = Path(config.data.root)
     root = config.train.feature_cache or (data_root.parent / ".lrcn-features")
     identity = {
         "backbone": backbone.name,
-        "weights": _weights_identity(config.model.model_dump(mode="json")),
+        "weights": "sha1:" + weights_digest(backbone),
         "preprocess": backbone.preprocess.to_dict(),
         "kind": kind,
     }

@@ -68,9 +68,13 @@ class ActivityConfig(TaskConfig):
 def _frame_counts(
     items: Sequence[VideoItem], cache: FeatureCache | None, on_error: str, skipped: list[Problem]
 ) -> tuple[list[VideoItem], list[int]]:
-    """Frame count of every usable video (from the cache, else from the container)."""
+    """Frame count of every usable video (from the cache, else from the container); videos
+    already in ``skipped`` (e.g. by the extraction) are left out without a second entry."""
     kept, counts = [], []
+    already = {problem.path for problem in skipped}
     for item in items:
+        if str(item.path) in already:
+            continue
         try:
             count = (
                 len(cache.load(item.path))

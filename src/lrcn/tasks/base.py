@@ -191,6 +191,9 @@ class Task(ABC, Generic[C]):
         from lrcn.tasks._common import resolve_device
 
         prepared = self.prepare(config, log)
+        # Seeded as train() seeds it, so a randomly initialised backbone is the one training
+        # will build, and the cache (keyed by its weights) is the one training reads.
+        torch.manual_seed(config.train.seed)
         model = build_model(config.model, prepared.extras)
         device = resolve_device(config.train.device)
         return self.cache_features(config, model, prepared, device, log, progress)
