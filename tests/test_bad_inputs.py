@@ -153,6 +153,26 @@ CASES: dict[str, tuple[Callable[[dict, Path], list[str]], int, str]] = {
         2,
         "bundle.json: not valid JSON",
     ),
+    "resume: a run with no finished epoch": (
+        lambda r, t: ["train", "--resume", str(_no_epoch_run(r, t))],
+        2,
+        "has no finished epoch to resume from (no last/ bundle); expected a run folder that",
+    ),
+    "resume: no such folder": (
+        lambda r, t: ["train", "--resume", str(t / "nowhere")],
+        2,
+        "nowhere: no such run folder",
+    ),
+    "a data root that does not exist": (
+        lambda r, t: ["train", _config(r, t, data__root=str(t / "gone")), "--out", str(t / "r")],
+        2,
+        "gone: data.root: data root not found",
+    ),
+    "a duplicated section in the config": (
+        lambda r, t: ["train", _duplicated_section(r, t), "--out", str(t / "r")],
+        2,
+        "c.yaml:",
+    ),
     "resume: config.yaml not YAML": (
         lambda r, t: ["train", "--resume", str(_resume_config(r, t, "task: [activity\n"))],
         2,
@@ -258,7 +278,7 @@ CASES: dict[str, tuple[Callable[[dict, Path], list[str]], int, str]] = {
     "resume a folder with no last/": (
         lambda r, t: ["train", "--resume", str(_text(t, "config.yaml", "task: x\n").parent)],
         2,
-        "no last/ checkpoint to resume from",
+        "has no finished epoch to resume from",
     ),
     "a folder as the config": (
         lambda r, t: ["train", str(t)],
@@ -351,6 +371,20 @@ def _broken_meta(runs, tmp_path: Path) -> Path:
     run = _copy(runs, "act", tmp_path)
     (run / "best" / "bundle.json").write_text("{not json")
     return run
+
+
+def _no_epoch_run(runs, tmp_path: Path) -> Path:
+    """What a kill during the first epoch leaves: a config, no bundle."""
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(runs["act"] / "config.yaml", run / "config.yaml")
+    return run
+
+
+def _duplicated_section(runs, tmp_path: Path) -> str:
+    path = Path(_config(runs, tmp_path))
+    path.write_text(path.read_text() + "train:\n  epochs: 2\n")
+    return str(path)
 
 
 def _resume_config(runs, tmp_path: Path, text: str | None) -> Path:

@@ -13,6 +13,7 @@ file's ``task:``.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -137,7 +138,7 @@ def absolute_paths(model: M) -> M:
     for name in type(model).model_fields:
         value = getattr(model, name)
         if isinstance(value, Path) and not value.is_absolute():
-            updates[name] = value.absolute()
+            updates[name] = Path(os.path.abspath(value))  # '..' folded, links kept
         elif isinstance(value, BaseModel):
             changed = absolute_paths(value)
             if changed is not value:

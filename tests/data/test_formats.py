@@ -150,3 +150,37 @@ def test_make_split_never_puts_a_group_on_both_sides(tmp_path):
     train, test = make_split(items, 0.25, seed=1)
     assert find_group_leaks(train, test) == []
     assert len(train) + len(test) == len(items)
+
+
+def test_a_duplicated_split_line_is_refused_or_skipped_and_reported(ucf_copy):
+    """A video listed twice would weigh twice in training and in the test metric."""
+    lists = ucf_copy.parent / "ucfTrainTestlist"
+    train_list = lists / "trainlist01.txt"
+    first = train_list.read_text().splitlines()[0]
+    train_list.write_text(train_list.read_text() + first + "\n")
+    total = len(train_list.read_text().splitlines())
+    with pytest.raises(
+        DataError, match=rf"trainlist01.txt:{total}: duplicate: .* \(first on line 1\)"
+    ):
+        read_ucf101(ucf_copy, 1)
+    split = read_ucf101(ucf_copy, 1, on_error="skip")
+    assert len(split.train) == total - 1
+    assert [p.problem for p in split.skipped] == [
+        f"{train_list}:{total}: duplicate: {first.split()[0]!r} is listed again (first on line 1)"
+    ]
+
+
+def test_a_duplicated_class_is_blamed_on_the_class_index(ucf_copy):
+    index = ucf_copy.parent / "ucfTrainTestlist" / "classInd.txt"
+    names = [line.split()[1] for line in index.read_text().splitlines()]
+    index.write_text(index.read_text() + f"{len(names) + 1} {names[0].lower()}\n")
+    with pytest.raises(DataError, match=rf"classInd.txt:{len(names) + 1}: class .* listed twice"):
+        read_ucf101(ucf_copy, 1)
+
+
+def test_a_missing_data_root_says_so(tmp_path):
+    from lrcn.data.video_split import VideoDataConfig, read_video_split
+
+    config = VideoDataConfig(format="ucf101", root=tmp_path / "nowhere")
+    with pytest.raises(DataError, match=r"nowhere: data\.root: data root not found"):
+        read_video_split(config)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lrcn.data.video_io import VideoError, probe_video, read_frames, write_video
+from lrcn.data.video_io import VideoError, probe_video, read_frames, read_image, write_video
 
 
 def _numbered_frames(count: int, size: int = 32) -> np.ndarray:
@@ -128,3 +128,16 @@ def test_a_whole_video_read_short_of_its_declared_frames_is_truncated(tmp_path, 
     path.write_bytes(data[: len(data) * 2 // 5])
     with pytest.raises(VideoError, match=r"truncated: \d+ frames decoded of the 24 its container"):
         read_frames(path)
+
+
+def test_a_16_bit_grayscale_png_is_scaled_not_clipped(tmp_path):
+    """Pillow's own conversion clips I;16 at 255, turning most of the image white."""
+    values = (np.arange(64 * 64, dtype=np.uint32).reshape(64, 64) * 16).astype(np.uint16)
+    path = tmp_path / "depth.png"
+    Image.fromarray(values).save(path)
+    notes: list[str] = []
+    rgb = read_image(path, notes)
+    assert rgb.dtype == np.uint8 and rgb.shape == (64, 64, 3)
+    expected = np.rint(values / 257.0)
+    assert np.abs(rgb[..., 0].astype(int) - expected).max() <= 1
+    assert notes == [f"{path}: converted I;16 grayscale to 8-bit RGB (scaled 0..65535 to 0..255)"]

@@ -339,3 +339,26 @@ def test_the_verdict_says_plainly_when_the_model_does_not_beat_the_baseline():
     worse = verdict(0.51, 0.50)
     assert "does NOT beat the single-frame baseline (0.510 vs 0.500)" in worse
     assert "optical flow" in worse
+
+
+def test_a_run_with_a_relative_data_root_evaluates_from_any_folder(
+    order_ucf101, tmp_path, monkeypatch
+):
+    """The run stores its paths absolute: evaluate finds the data from another folder."""
+    import os
+
+    monkeypatch.chdir(tmp_path)
+    raw = _config(os.path.relpath(order_ucf101, tmp_path), "features", hidden_size=8)
+    raw["data"]["clip_len"] = 8
+    raw["train"].update(epochs=1, clips_per_video=1)
+    result = runner.invoke(app, ["train", str(_write(tmp_path / "c.yaml", raw)), "-q"])
+    assert result.exit_code == 0, result.output
+    stored = yaml.safe_load((tmp_path / "runs" / "c" / "config.yaml").read_text())
+    assert stored["data"]["root"] == str(order_ucf101)
+    assert stored["train"]["feature_cache"] == str(tmp_path / "features")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    result = runner.invoke(app, ["evaluate", str(tmp_path / "runs" / "c"), "--json"])
+    assert result.exit_code == 0, result.output
+    assert not (elsewhere / "features").exists()  # the cache the run used, not a new one

@@ -23,6 +23,7 @@ from lrcn.data.formats.captions import (
     read_flickr8k,
     read_karpathy_json,
 )
+from lrcn.data.items import require_root
 from lrcn.data.vocab import Vocabulary
 
 Source = Callable[[int], Tensor]  # item index -> features or a preprocessed image
@@ -46,6 +47,7 @@ class CaptionDataConfig(StrictConfig):
 
 def read_caption_split(data: CaptionDataConfig) -> CaptionSplit:
     """The configured captions, per split."""
+    require_root(Path(data.root))
     if data.format == "flickr8k":
         return read_flickr8k(data.root, data.on_error)
     if data.annotations is None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -11,7 +11,16 @@ from lrcn.errors import LrcnError
 
 OnError = Literal["raise", "skip"]
 
-__all__ = ["DataError", "OnError", "Problem", "VideoItem", "VideoSplit", "find_group_leaks"]
+__all__ = [
+    "DataError",
+    "OnError",
+    "Problem",
+    "VideoItem",
+    "VideoSplit",
+    "drop_duplicates",
+    "find_group_leaks",
+    "require_root",
+]
 
 
 class DataError(LrcnError):
@@ -81,6 +90,43 @@ def handle(problem: DataError, on_error: OnError, skipped: list[Problem]) -> Non
     if on_error != "skip":
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     skipped.append(Problem(problem.path, str(problem)))
+
+
+def drop_duplicates(
+    path: Path,
+    lines: list[tuple[int, str]],
+    key: Callable[[str], str],
+    on_error: OnError,
+    skipped: list[Problem],
+) -> list[tuple[int, str]]:
+    """``lines`` without the ones listing a video (``key(line)``) already listed: a video
+    listed twice would count twice in training and in the test metric. Each repeat is an
+    error, or under ``skip`` left out and reported."""
+    first: dict[str, int] = {}
+    kept = []
+    for number, line in lines:
+        name = key(line)
+        if name in first:
+            problem = DataError(
+                path, f"duplicate: {name!r} is listed again (first on line {first[name]})", number
+            )
+            handle(problem, on_error, skipped)
+            continue
+        first[name] = number
+        kept.append((number, line))
+    return kept
+
+
+def first_field(line: str) -> str:
+    return line.split(maxsplit=1)[0]
+
+
+def require_root(root: Path, key: str = "data.root") -> None:
+    """A data root that is missing is named as such, before any reader looks inside it."""
+    if not root.exists():
+        raise DataError(root, "data root not found", key=key, expected="an existing folder")
+    if not root.is_dir():
+        raise DataError(root, "is a file, not a folder", key=key, expected="the data set folder")
 
 
 def read_lines(path: Path) -> list[tuple[int, str]]:

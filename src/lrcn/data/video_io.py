@@ -67,13 +67,17 @@ def _frame_files(folder: Path) -> list[Path]:
 def read_image(path: Path, notes: list[str] | None = None) -> np.ndarray:
     """An image file as ``uint8 (H, W, 3)`` RGB; :class:`VideoError` names an unreadable one.
 
-    Grayscale, CMYK, RGBA, palette and other modes are converted to RGB; with ``notes`` given,
-    each conversion is recorded there (``"<path>: converted CMYK to RGB"``) for the report.
+    Grayscale, CMYK, RGBA, palette and other modes are converted to RGB; 16-bit and 32-bit
+    grayscale (``I;16``, ``I``, ``F``) are scaled to 8 bits, never clipped (Pillow's own
+    conversion would turn most of a 16-bit image white). With ``notes`` given, each conversion
+    is recorded there (``"<path>: converted CMYK to RGB"``) for the report.
     """
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as image:
+            if image.mode in _WIDE_MODES:
+                return _wide_to_rgb(image, path, notes)
             if image.mode != "RGB" and notes is not None:
                 notes.append(f"{path}: converted {image.mode} to RGB")
             return np.asarray(image.convert("RGB"))
@@ -81,6 +85,37 @@ def read_image(path: Path, notes: list[str] | None = None) -> np.ndarray:
         raise VideoError(path, f"unreadable image ({err})") from None
     except Image.DecompressionBombError as err:  # a header declaring billions of pixels
         raise VideoError(path, f"refused: {err}") from None
+
+
+_WIDE_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+
+
+def _wide_to_rgb(image, path: Path, notes: list[str] | None) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """A 16/32-bit integer or float grayscale image scaled to ``uint8 (H, W, 3)``.
+
+    16-bit modes map 0..65535 to 0..255. ``I`` and ``F`` carry no bit depth, so their values
+    decide: within 0..255 they are kept, within 0..65535 scaled as 16 bits, floats within
+    0..1 scaled by 255, anything else stretched from its minimum to its maximum.
+    """
+    values = np.asarray(image, dtype=np.float64)  # (H, W)
+    if not np.isfinite(values).all():
+        raise VideoError(path, f"{image.mode} image holds NaN or infinite values")
+    low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+    if image.mode.startswith("I;16") or (image.mode == "I" and low >= 0 and high > 255
+                                         and high <= 65535):  # fmt: skip
+        scale, how = 255 / 65535, "scaled 0..65535 to 0..255"
+        values = values * scale
+    elif image.mode == "F" and low >= 0 and high <= 1:
+        values, how = values * 255, "scaled 0..1 to 0..255"
+    elif low >= 0 and high <= 255:
+        how = "values kept"
+    else:
+        span = high - low or 1.0
+        values, how = (values - low) * (255 / span), f"stretched {low:g}..{high:g} to 0..255"
+    if notes is not None:
+        notes.append(f"{path}: converted {image.mode} grayscale to 8-bit RGB ({how})")
+    gray = np.clip(np.rint(values), 0, 255).astype(np.uint8)
+    return np.repeat(gray[:, :, None], 3, axis=2)
 
 
 # --------------------------------------------------------------------------------------------

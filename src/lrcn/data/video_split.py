@@ -23,7 +23,7 @@ from lrcn.config import StrictConfig
 from lrcn.data.formats.folders import read_folders
 from lrcn.data.formats.hmdb51 import read_hmdb51
 from lrcn.data.formats.ucf101 import read_ucf101
-from lrcn.data.items import DataError, VideoItem, VideoSplit
+from lrcn.data.items import DataError, VideoItem, VideoSplit, require_root
 
 __all__ = ["VideoDataConfig", "carve_validation", "read_video_split", "split_dirs"]
 
@@ -61,6 +61,7 @@ class VideoDataConfig(StrictConfig):
 
 def read_video_split(data: VideoDataConfig) -> VideoSplit:
     """The configured data set's classes and train / validation / test videos."""
+    require_root(Path(data.root))
     if data.format == "ucf101":
         split = read_ucf101(data.root, data.split, data.split_dir, data.on_error)
     elif data.format == "hmdb51":

@@ -14,7 +14,16 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
-from lrcn.data.items import DataError, OnError, Problem, VideoItem, VideoSplit, handle, read_lines
+from lrcn.data.items import (
+    DataError,
+    OnError,
+    Problem,
+    VideoItem,
+    VideoSplit,
+    drop_duplicates,
+    handle,
+    read_lines,
+)
 from lrcn.data.video_io import FRAME_IMAGE_SUFFIXES
 from lrcn.errors import LrcnError
 
@@ -114,7 +123,11 @@ def read_folders(
     skipped: list[Problem] = []
     sides: dict[str, list[VideoItem]] = {"train": [], "test": []}
     split_path = Path(split_file)
-    for number, line in read_lines(split_path):
+    lines = drop_duplicates(
+        split_path, read_lines(split_path), lambda line: line.rsplit(maxsplit=1)[0], on_error,
+        skipped,
+    )  # fmt: skip
+    for number, line in lines:
         try:
             parts = line.rsplit(maxsplit=1)
             if len(parts) != 2 or parts[1] not in sides:

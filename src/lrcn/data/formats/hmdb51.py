@@ -10,7 +10,17 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from lrcn.data.items import DataError, OnError, Problem, VideoItem, VideoSplit, handle, read_lines
+from lrcn.data.items import (
+    DataError,
+    OnError,
+    Problem,
+    VideoItem,
+    VideoSplit,
+    drop_duplicates,
+    first_field,
+    handle,
+    read_lines,
+)
 
 SPLIT_FILE = re.compile(r"^(?P<cls>.+)_test_split(?P<split>[123])\.txt$")
 
@@ -53,7 +63,10 @@ def read_hmdb51(
     train: list[VideoItem] = []
     test: list[VideoItem] = []
     for label, name in enumerate(classes):
-        for number, line in read_lines(files[name]):
+        lines = drop_duplicates(
+            files[name], read_lines(files[name]), first_field, on_error, skipped
+        )
+        for number, line in lines:
             try:
                 parts = line.split()
                 if len(parts) != 2 or parts[1] not in ("0", "1", "2"):

@@ -17,6 +17,8 @@ from lrcn.data.items import (
     Problem,
     VideoItem,
     VideoSplit,
+    drop_duplicates,
+    first_field,
     handle,
     read_lines,
 )
@@ -29,6 +31,7 @@ __all__ = ["GROUP_PATTERN", "find_split_dir", "read_class_index", "read_ucf101"]
 def read_class_index(path: Path) -> list[str]:
     """``classInd.txt``: lines ``<1-based index> <ClassName>``, indices 1..N in order."""
     classes: list[str] = []
+    seen: dict[str, int] = {}
     for number, line in read_lines(path):
         parts = line.split()
         if len(parts) != 2 or not parts[0].isdigit():
@@ -37,6 +40,13 @@ def read_class_index(path: Path) -> list[str]:
             raise DataError(
                 path, f"expected class index {len(classes) + 1}, got {parts[0]}", number
             )
+        first = seen.get(parts[1].lower())  # the lists match class names case-insensitively
+        if first is not None:
+            raise DataError(
+                path, f"class {parts[1]!r} is listed twice (first on line {first})", number,
+                expected="each class once",
+            )  # fmt: skip
+        seen[parts[1].lower()] = number
         classes.append(parts[1])
     if not classes:
         raise DataError(path, "no classes listed")
@@ -79,7 +89,8 @@ def read_ucf101(
     sides: dict[str, list[VideoItem]] = {"train": [], "test": []}
     for side in ("train", "test"):
         list_path = lists / f"{side}list0{split}.txt"
-        for number, line in read_lines(list_path):
+        lines = drop_duplicates(list_path, read_lines(list_path), first_field, on_error, skipped)
+        for number, line in lines:
             try:
                 sides[side].append(
                     _parse_entry(root, list_path, number, line, side, classes, by_name)
