@@ -105,9 +105,12 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
                 raise ConfigError(f"--set {item!r}", f"{part!r} is a value, not a section")
             node = child
         try:
-            node[parts[-1]] = yaml.safe_load(text) if text.strip() else None
-        except yaml.YAMLError as err:
-            raise ConfigError(f"--set {item!r}", f"the value is not valid YAML ({err})") from None
+            value = _load_yaml(text) if text.strip() else None
+        except (*_YAML_ERRORS, RecursiveYaml) as err:
+            raise ConfigError(
+                f"--set {item!r}", f"the value is not valid YAML ({_one_line(err)})"
+            ) from None
+        node[parts[-1]] = value
     return result
 
 
@@ -162,13 +165,57 @@ def read_config_file(path: str | Path) -> tuple[dict[str, Any], dict[tuple[str, 
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(path, f"cannot be read as UTF-8 text ({err})") from None
     try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise ConfigError(path, f"not valid YAML: {' '.join(str(err).split())}") from None
+        raw = _load_yaml(text)
+    except _YAML_ERRORS as err:
+        raise ConfigError(path, f"not valid YAML: {_one_line(err)}") from None
+    except RecursiveYaml as err:
+        raise ConfigError(
+            path, str(err), err.line, expected="no alias inside its own anchor"
+        ) from None
     if not isinstance(raw, dict):
         raise ConfigError(path, "expected a mapping with task, data, model and train sections")
     _refuse_duplicate_keys(yaml.compose(text), path)
     return raw, _key_lines(text)
+
+
+# PyYAML's constructors raise assorted plain Python errors for bad tagged scalars:
+# ``2001-02-30`` and ``!!int ten`` (ValueError), ``!!int`` alone (IndexError), ``!!timestamp``
+# alone (AttributeError). safe_load runs no user code, so any of them means bad YAML.
+_YAML_ERRORS = (yaml.YAMLError, ValueError, TypeError, IndexError, AttributeError, OverflowError)
+
+
+class RecursiveYaml(Exception):
+    def __init__(self, line: int) -> None:
+        super().__init__("an alias refers to the anchor it is inside (a recursive value)")
+        self.line = line
+
+
+def _load_yaml(text: str) -> Any:
+    """``yaml.safe_load``, refusing recursive anchors (``a: &x {b: *x}``), which would make
+    every later walk of the value loop forever."""
+    node = yaml.compose(text)  # yaml.YAMLError on bad syntax
+    _refuse_recursion(node, set())
+    return yaml.safe_load(text)
+
+
+def _refuse_recursion(node: yaml.Node | None, inside: set[int]) -> None:
+    if not isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
+        return
+    if id(node) in inside:
+        raise RecursiveYaml(node.start_mark.line + 1)
+    inside.add(id(node))
+    children = (
+        [v for pair in node.value for v in pair]
+        if isinstance(node, yaml.MappingNode)
+        else node.value
+    )
+    for child in children:
+        _refuse_recursion(child, inside)
+    inside.discard(id(node))
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
 
 
 def _refuse_duplicate_keys(node: yaml.Node | None, path: Path, where: str = "") -> None:

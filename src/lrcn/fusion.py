@@ -20,6 +20,30 @@ from lrcn.data.items import DataError
 __all__ = ["fuse"]
 
 
+SCORE_ARRAYS = ("classes", "videos", "probs", "labels")
+
+
+def _read_scores(path: Path) -> dict[str, np.ndarray]:
+    """An evaluation's ``scores.npz``: plain arrays only (``allow_pickle`` stays False)."""
+    try:
+        with np.load(path) as data:
+            if not hasattr(data, "files"):
+                raise DataError(path, "not an .npz archive of arrays")
+            arrays = {k: data[k] for k in data.files}
+    except (OSError, ValueError, EOFError) as err:  # pickled objects end up here, unloaded
+        problem = " ".join(str(err).split())
+        raise DataError(path, f"not a readable scores archive ({problem})") from None
+    missing = [k for k in SCORE_ARRAYS if k not in arrays]
+    if missing:
+        raise DataError(path, f"missing arrays {missing}", expected=f"{list(SCORE_ARRAYS)}")
+    probs = arrays["probs"]
+    if probs.ndim != 2 or probs.shape != (len(arrays["videos"]), len(arrays["classes"])):
+        raise DataError(
+            path, f"probs has shape {probs.shape}", expected="(videos, classes) as listed"
+        )
+    return arrays
+
+
 def fuse(
     run_dirs: Sequence[str | Path],
     weights: Sequence[float] | None = None,
@@ -54,8 +78,7 @@ def fuse(
             evaluate_run(run, which=which, log=log)
         if not path.is_file():
             raise DataError(run, "its evaluation wrote no scores.npz; is it an activity run?")
-        with np.load(path) as data:
-            loaded.append({k: data[k] for k in data.files})
+        loaded.append(_read_scores(path))
     classes = loaded[0]["classes"].tolist()
     for run, data in zip(run_dirs, loaded, strict=True):
         if data["classes"].tolist() != classes:

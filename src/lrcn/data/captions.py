@@ -47,7 +47,7 @@ class CaptionDataConfig(StrictConfig):
 
 def read_caption_split(data: CaptionDataConfig) -> CaptionSplit:
     """The configured captions, per split."""
-    require_root(Path(data.root))
+    require_root(Path(data.root), "data.root")
     if data.format == "flickr8k":
         return read_flickr8k(data.root, data.on_error)
     if data.annotations is None:

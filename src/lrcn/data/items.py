@@ -121,7 +121,7 @@ def first_field(line: str) -> str:
     return line.split(maxsplit=1)[0]
 
 
-def require_root(root: Path, key: str = "data.root") -> None:
+def require_root(root: Path, key: str | None = None) -> None:
     """A data root that is missing is named as such, before any reader looks inside it."""
     if not root.exists():
         raise DataError(root, "data root not found", key=key, expected="an existing folder")

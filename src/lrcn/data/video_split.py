@@ -61,7 +61,7 @@ class VideoDataConfig(StrictConfig):
 
 def read_video_split(data: VideoDataConfig) -> VideoSplit:
     """The configured data set's classes and train / validation / test videos."""
-    require_root(Path(data.root))
+    require_root(Path(data.root), "data.root")
     if data.format == "ucf101":
         split = read_ucf101(data.root, data.split, data.split_dir, data.on_error)
     elif data.format == "hmdb51":

@@ -14,10 +14,14 @@ import random
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from lrcn.data.items import DataError, OnError, Problem, handle, read_lines
 from lrcn.data.vocab import tokenize
+
+_E = TypeVar("_E", bound="_Entry")
 
 SPLITS = ("train", "val", "test")
 
@@ -85,7 +89,7 @@ def read_flickr8k(root: str | Path, on_error: OnError = "raise") -> CaptionSplit
         try:
             key, sep, caption = line.partition("\t")
             name, hash_, k = key.partition("#")
-            if not sep or not hash_ or not k.isdigit():
+            if not sep or not hash_ or not (k.isascii() and k.isdigit()):
                 raise DataError(
                     token_file, f"expected '<image>.jpg#<k><TAB><caption>', got {line!r}", number
                 )
@@ -130,10 +134,65 @@ def read_flickr8k(root: str | Path, on_error: OnError = "raise") -> CaptionSplit
 def _load_json(path: Path) -> Any:
     if not path.is_file():
         raise DataError(path, "file not found")
+    data = path.read_bytes()
     try:
-        return json.loads(path.read_text())
+        return json.loads(data.decode("utf-8-sig"))
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise DataError(path, f"not UTF-8 text (byte {err.start})", line) from None
     except json.JSONDecodeError as err:
         raise DataError(path, f"not valid JSON ({err.msg})", err.lineno) from None
+    except RecursionError:
+        raise DataError(path, "nested too deeply to be an annotation file") from None
+
+
+class _Entry(BaseModel):
+    """One JSON entry, checked for the fields and types lrcn reads (others are ignored)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class _KarpathySentence(_Entry):
+    tokens: list[str] | None = None
+    raw: str | None = None
+
+
+class _KarpathyImage(_Entry):
+    filename: str
+    filepath: str = ""
+    split: str
+    sentences: list[_KarpathySentence]
+    cocoid: int | str | None = None
+    imgid: int | str | None = None
+
+
+class _CocoImage(_Entry):
+    id: int
+    file_name: str
+
+
+class _CocoAnnotation(_Entry):
+    image_id: int
+    caption: str
+
+
+def _entry(kind: type[_E], value: Any, json_path: Path, where: str) -> _E:
+    """``value`` as ``kind``, or a DataError naming the entry, the field and the problem."""
+    try:
+        return kind.model_validate(value)
+    except ValidationError as err:
+        first = err.errors()[0]
+        field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first["loc"])
+        required = ", ".join(repr(n) for n, f in kind.model_fields.items() if f.is_required())
+        got = type(first["input"]).__name__
+        if first["type"] == "missing":
+            problem = "missing" if first["loc"][:-1] else f"missing (an entry needs {required})"
+        elif first["type"] in ("model_type", "dict_type"):
+            needs = "" if first["loc"] else f" with {required}"
+            problem = f"expected an object{needs}, got {got}"
+        else:
+            problem = first["msg"][0].lower() + first["msg"][1:]
+        raise DataError(json_path, f"{where}{field}: {problem}") from None
 
 
 def read_karpathy_json(
@@ -151,36 +210,35 @@ def read_karpathy_json(
     skipped: list[Problem] = []
     sides: dict[str, list[CaptionItem]] = {s: [] for s in SPLITS}
     seen: dict[str, int] = {}
-    for n, image in enumerate(data["images"]):
+    for n, value in enumerate(data["images"]):
         where = f"images[{n}]"
         try:
-            if not isinstance(image, dict) or "filename" not in image or "sentences" not in image:
-                raise DataError(json_path, f"{where}: expected 'filename', 'split' and 'sentences'")
-            key = f"{image.get('filepath', '')}/{image['filename']}"
+            image = _entry(_KarpathyImage, value, json_path, where)
+            key = f"{image.filepath}/{image.filename}"
             if key in seen:
                 raise DataError(
-                    json_path, f"{where}: image {image['filename']} is also images[{seen[key]}]"
+                    json_path, f"{where}: image {image.filename} is also images[{seen[key]}]"
                 )
             seen[key] = n
-            raw_split = str(image.get("split"))
-            split = "train" if raw_split == "restval" else raw_split
+            split = "train" if image.split == "restval" else image.split
             if split not in sides:
                 raise DataError(
-                    json_path,
-                    f"{where}: split {image.get('split')!r} is not train/val/test/restval",
+                    json_path, f"{where}: split {image.split!r} is not train/val/test/restval"
                 )
             caps = []
-            for s in image["sentences"]:
-                tokens = s.get("tokens") or tokenize(s.get("raw", ""))
+            for sentence in image.sentences:
+                tokens = [t for t in sentence.tokens or [] if t.strip()]
+                tokens = tokens or tokenize(sentence.raw or "")
                 if not tokens:
-                    raise DataError(json_path, f"{where} ({image['filename']}): empty caption")
-                caps.append(tuple(str(t).lower() for t in tokens))
+                    raise DataError(json_path, f"{where} ({image.filename}): empty caption")
+                caps.append(tuple(t.lower() for t in tokens))
             if not caps:
-                raise DataError(json_path, f"{where} ({image['filename']}): no captions")
-            path = image_root / image.get("filepath", "") / image["filename"]
+                raise DataError(json_path, f"{where} ({image.filename}): no captions")
+            path = image_root / image.filepath / image.filename
             if not path.is_file():
                 raise DataError(json_path, f"{where}: image {path} does not exist")
-            image_id = str(image.get("cocoid", image.get("imgid", Path(image["filename"]).stem)))
+            image_id = image.cocoid if image.cocoid is not None else image.imgid
+            image_id = str(image_id if image_id is not None else Path(image.filename).stem)
             sides[split].append(CaptionItem(path, tuple(caps), image_id))
         except DataError as problem:
             handle(problem, on_error, skipped)
@@ -196,27 +254,38 @@ def _read_coco_file(
     json_path: Path, image_dir: Path, on_error: OnError, skipped: list[Problem]
 ) -> list[CaptionItem]:
     data = _load_json(json_path)
-    if not isinstance(data, dict) or "images" not in data or "annotations" not in data:
-        raise DataError(json_path, "expected COCO captions JSON with 'images' and 'annotations'")
+    if not (
+        isinstance(data, dict)
+        and isinstance(data.get("images"), list)
+        and isinstance(data.get("annotations"), list)
+    ):
+        raise DataError(
+            json_path, "expected COCO captions JSON with 'images' and 'annotations' lists"
+        )
     captions: dict[int, list[tuple[str, ...]]] = defaultdict(list)
-    for n, ann in enumerate(data["annotations"]):
+    for n, value in enumerate(data["annotations"]):
         try:
-            captions[int(ann["image_id"])].append(_tokens(ann.get("caption", ""), json_path, None))
+            ann = _entry(_CocoAnnotation, value, json_path, f"annotations[{n}]")
+            try:
+                captions[ann.image_id].append(_tokens(ann.caption, json_path, None))
+            except DataError as problem:
+                raise DataError(json_path, f"annotations[{n}]: {problem.problem}") from None
         except DataError as problem:
-            handle(DataError(json_path, f"annotations[{n}]: {problem.problem}"), on_error, skipped)
+            handle(problem, on_error, skipped)
     items = []
     ids: set[int] = set()
-    for image in data["images"]:
+    for n, value in enumerate(data["images"]):
         try:
-            if int(image["id"]) in ids:
-                raise DataError(json_path, f"duplicate image id {image['id']}")
-            ids.add(int(image["id"]))
-            path = image_dir / image["file_name"]
+            image = _entry(_CocoImage, value, json_path, f"images[{n}]")
+            if image.id in ids:
+                raise DataError(json_path, f"duplicate image id {image.id}")
+            ids.add(image.id)
+            path = image_dir / image.file_name
             if not path.is_file():
-                raise DataError(json_path, f"image {path} (id {image['id']}) does not exist")
-            if not captions.get(int(image["id"])):
-                raise DataError(json_path, f"image id {image['id']} has no captions")
-            items.append(CaptionItem(path, tuple(captions[int(image["id"])]), str(image["id"])))
+                raise DataError(json_path, f"image {path} (id {image.id}) does not exist")
+            if not captions.get(image.id):
+                raise DataError(json_path, f"image id {image.id} has no captions")
+            items.append(CaptionItem(path, tuple(captions[image.id]), str(image.id)))
         except DataError as problem:
             handle(problem, on_error, skipped)
     return items

@@ -23,6 +23,7 @@ from lrcn.data.items import (
     drop_duplicates,
     handle,
     read_lines,
+    require_root,
 )
 from lrcn.data.video_io import FRAME_IMAGE_SUFFIXES
 from lrcn.errors import LrcnError
@@ -115,6 +116,7 @@ def read_folders(
 ) -> VideoSplit:
     """Read ``<root>/<class>/<video>``; split by ``split_file`` or by seed (see module doc)."""
     root = Path(root)
+    require_root(root)
     classes, items = list_videos(root, group_pattern)
     if split_file is None:
         train, test = make_split(items, test_fraction, seed)

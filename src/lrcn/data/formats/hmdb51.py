@@ -20,6 +20,7 @@ from lrcn.data.items import (
     first_field,
     handle,
     read_lines,
+    require_root,
 )
 
 SPLIT_FILE = re.compile(r"^(?P<cls>.+)_test_split(?P<split>[123])\.txt$")
@@ -50,6 +51,7 @@ def read_hmdb51(
     if split not in (1, 2, 3):
         raise ValueError(f"HMDB-51 split must be 1, 2 or 3, got {split!r}")
     root = Path(root)
+    require_root(root)
     lists = find_split_dir(root, split_dir)
     files = {}
     for path in lists.iterdir():

@@ -21,9 +21,17 @@ from lrcn.data.items import (
     first_field,
     handle,
     read_lines,
+    require_root,
 )
 
 GROUP_PATTERN = re.compile(r"_g(\d+)_c\d+", re.IGNORECASE)
+_NUMBER = re.compile(r"[0-9]+")
+
+
+def _is_number(text: str) -> bool:
+    """ASCII digits only: ``"¹".isdigit()`` is True, but ``int("¹")`` fails."""
+    return _NUMBER.fullmatch(text) is not None
+
 
 __all__ = ["GROUP_PATTERN", "find_split_dir", "read_class_index", "read_ucf101"]
 
@@ -34,7 +42,7 @@ def read_class_index(path: Path) -> list[str]:
     seen: dict[str, int] = {}
     for number, line in read_lines(path):
         parts = line.split()
-        if len(parts) != 2 or not parts[0].isdigit():
+        if len(parts) != 2 or not _is_number(parts[0]):
             raise DataError(path, f"expected '<index> <ClassName>', got {line!r}", number)
         if int(parts[0]) != len(classes) + 1:
             raise DataError(
@@ -82,6 +90,7 @@ def read_ucf101(
     if split not in (1, 2, 3):
         raise ValueError(f"UCF-101 split must be 1, 2 or 3, got {split!r}")
     root = Path(root)
+    require_root(root)
     lists = find_split_dir(root, split_dir)
     classes = read_class_index(lists / "classInd.txt")
     by_name = {name.lower(): i for i, name in enumerate(classes)}
@@ -119,7 +128,7 @@ def _parse_entry(
     label = by_name.get(class_name.lower())
     if label is None:
         raise DataError(list_path, f"class {class_name!r} is not in classInd.txt", number)
-    if side == "train" and (not parts[1].isdigit() or int(parts[1]) != label + 1):
+    if side == "train" and (not _is_number(parts[1]) or int(parts[1]) != label + 1):
         raise DataError(
             list_path,
             f"label {parts[1]!r} does not match class {class_name!r} "
