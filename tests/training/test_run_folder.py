@@ -5,6 +5,8 @@ rows, to a run that never stopped."""
 import json
 import multiprocessing
 import os
+import random
+import signal
 import socket
 import subprocess
 import sys
@@ -46,6 +48,15 @@ def reference(order_ucf101, tmp_path_factory):
     config = validate_config(_raw(order_ucf101, root / "features"))
     train(config, root / "reference", log=_quiet)
     return config, root / "reference"
+
+
+def _resume_or_restart(config, run, log):
+    """What a user does after a kill: --resume if an epoch was committed, else train again."""
+    if (run / "last").exists() or (run / ".commit" / "COMMIT").exists():
+        train(None, run, resume=True, log=log)
+    else:
+        assert not list(run.glob("*/model.safetensors"))
+        train(config, run, log=log)
 
 
 def _rows(run):
@@ -97,13 +108,36 @@ def test_a_kill_at_any_point_then_resume_ends_identical(reference, tmp_path, poi
     # The kill leaves the lock behind; its pid is gone, so the resume takes it over.
     assert (run / ".lock").exists()
     logged = []
-    if (run / "last").exists() or (run / ".commit" / "COMMIT").exists():
-        train(None, run, resume=True, log=logged.append)
-    else:  # killed in the first epoch before its commit: nothing to resume, train again
-        assert not list(run.glob("*/model.safetensors"))
-        train(config, run, log=logged.append)
+    _resume_or_restart(config, run, logged.append)
     assert any("stale lock" in line for line in logged)
     _same_folder(run, ref)
+
+
+def _train(config, run):
+    train(config, run, log=_quiet)
+    os._exit(0)
+
+
+def test_kills_at_random_instants_then_resume_end_identical(reference, tmp_path):
+    """Not only the named points: SIGKILL from outside at seeded random instants of a run."""
+    config, ref = reference
+    started = time.perf_counter()
+    _train_in_child = multiprocessing.get_context("fork").Process
+    child = _train_in_child(target=_train, args=(config, tmp_path / "timing"))
+    child.start()
+    child.join(120)
+    duration = time.perf_counter() - started
+    rng = random.Random(7)
+    for n in range(4):
+        run = tmp_path / f"run{n}"
+        child = _train_in_child(target=_train, args=(config, run))
+        child.start()
+        child.join(rng.uniform(0.1, duration))
+        if child.is_alive():
+            os.kill(child.pid, signal.SIGKILL)
+        child.join()
+        _resume_or_restart(config, run, _quiet)
+        _same_folder(run, ref)
 
 
 def test_kill_9_through_the_cli_then_resume(reference, tmp_path):

@@ -1,7 +1,8 @@
 """One writer per run folder: ``RUN/.lock`` holds the owner's pid, host and start time.
 
-The lock file is created with ``O_EXCL`` (atomic on local file systems and on NFSv3+), so
-of two trainings started into one folder exactly one gets it; the other is refused with the
+The lock file is written whole, then hard-linked into place (atomic, and failing when the
+file exists, on local file systems and on NFS), so of two trainings started into one folder
+exactly one gets it; the other is refused with the
 holder's pid, host and start time. A lock whose owner is gone (killed with SIGKILL, a power
 cut) is stale: on the same host we can tell (the pid is not running, or it is running but
 started after the lock was written, i.e. the pid was reused), say so and take it over. A lock
@@ -105,18 +106,33 @@ class RunLock:
             "time": time.time(),
             "command": " ".join(sys.argv)[:500],
         }
-        for _ in range(3):  # a stale lock removed by us (or by another process) is retried
-            try:
-                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            except FileExistsError:
-                self._handle_existing()
-                continue
-            with os.fdopen(fd, "w") as f:
-                json.dump(me, f)
-            self.held = True
-            self._catch_sigterm()
-            return
+        # The lock is written whole under a private name, then hard-linked to .lock: link()
+        # fails if .lock exists (as O_EXCL would), and no one ever reads a half-written lock.
+        mine = self.run / f"{LOCK_NAME}.{socket.gethostname()}.{os.getpid()}"
+        mine.write_text(json.dumps(me))
+        try:
+            for _ in range(3):  # a stale lock removed by us (or another process): try again
+                try:
+                    self._link(mine)
+                except FileExistsError:
+                    self._handle_existing()
+                    continue
+                self.held = True
+                self._catch_sigterm()
+                return
+        finally:
+            mine.unlink()
         raise RunLocked(self.path, "could not be taken: it keeps reappearing")
+
+    def _link(self, mine: Path) -> None:
+        try:
+            os.link(mine, self.path)
+        except FileExistsError:
+            raise
+        except OSError:  # a file system without hard links: exclusive create instead
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            with os.fdopen(fd, "w") as f:
+                f.write(mine.read_text())
 
     def _handle_existing(self) -> None:
         try:

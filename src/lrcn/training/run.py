@@ -225,4 +225,4 @@ class RunRecorder:
         )
 
     def write_report(self, report: dict[str, Any]) -> None:
-        (self.run / "report.json").write_text(json.dumps(report, indent=1))
+        _write_atomic(self.run / "report.json", json.dumps(report, indent=1))
