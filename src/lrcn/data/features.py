@@ -125,7 +125,7 @@ class FeatureCache:
 
     def _write_key(self, source: Path, key: dict[str, Any]) -> None:
         path = self.key_path(source)
-        tmp = path.with_suffix(".json.tmp")
+        tmp = path.with_suffix(f".{os.getpid()}.json.tmp")
         tmp.write_text(json.dumps(key))
         tmp.replace(path)
 
@@ -227,7 +227,7 @@ class FeatureCache:
         """Write the entry, then its key: a kill in between leaves an entry that is redone."""
         key = key | {"shape": list(features.shape)}
         path = self.path_for(source)
-        tmp = path.with_suffix(".tmp.npy")
+        tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")  # two extractors never share one
         np.save(tmp, features)
         self.key_path(source).unlink(missing_ok=True)
         tmp.replace(path)  # a killed extraction never leaves a truncated cache file
