@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import torch
 from pydantic import Field
@@ -17,7 +17,6 @@ from torch.utils.data import Dataset
 
 from lrcn.config import ConfigError, StrictConfig
 from lrcn.data.formats.captions import (
-    CaptionItem,
     CaptionSplit,
     read_coco_captions,
     read_flickr8k,
@@ -61,12 +60,19 @@ def read_caption_split(data: CaptionDataConfig) -> CaptionSplit:
     )
 
 
+class Captioned(Protocol):
+    """An image or a video with its reference captions (tokenised)."""
+
+    @property
+    def captions(self) -> tuple[tuple[str, ...], ...]: ...
+
+
 class CaptionPairs(Dataset[tuple[Tensor, list[int]]]):
-    """Every (image, reference caption) pair: ``(input, ids (L,))``; ``source(i)`` gives item
-    ``i``'s input (cached features or a preprocessed image)."""
+    """Every (input, reference caption) pair: ``(input, ids (L,))``; ``source(i)`` gives item
+    ``i``'s input (cached features, a preprocessed image, a video's frame features)."""
 
     def __init__(
-        self, items: Sequence[CaptionItem], source: Source, vocab: Vocabulary, max_len: int
+        self, items: Sequence[Captioned], source: Source, vocab: Vocabulary, max_len: int
     ) -> None:
         self.source = source
         self.pairs = [

@@ -92,3 +92,20 @@ def test_clips(
     if starts[-1] != num_frames - span:
         starts.append(num_frames - span)
     return [[s + k * frame_step for k in range(clip_len)] for s in starts]
+
+
+def uniform_indices(num_frames: int, count: int) -> list[int]:
+    """``count`` frame numbers spread evenly from the first frame to the last, as video
+    captioners sample a video (S2VT: 80; Yao et al.: 26). A video shorter than ``count``
+    repeats frames rather than being dropped.
+
+    >>> uniform_indices(10, 4)
+    [0, 3, 6, 9]
+    >>> uniform_indices(3, 5)
+    [0, 0, 1, 2, 2]
+    """
+    if num_frames < 1 or count < 1:
+        raise ValueError(f"need num_frames >= 1 and count >= 1, got {num_frames}, {count}")
+    if count == 1:
+        return [(num_frames - 1) // 2]
+    return [round(k * (num_frames - 1) / (count - 1)) for k in range(count)]

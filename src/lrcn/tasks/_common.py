@@ -99,13 +99,16 @@ def fill_feature_cache(
     progress: Callable[[str, int, int], None] | None,
     load_frames: FrameLoader = read_frames,
     noun: str = "videos",
+    sampling: str | None = None,
 ) -> FeatureCache:
     """The cache of a frozen-backbone ``model``'s features (its ``backbone`` and
     ``feature_kind``), with every source of ``sources`` not there yet extracted into it;
-    sources that fail under ``data.on_error: skip`` are added to ``skipped``."""
+    sources that fail under ``data.on_error: skip`` are added to ``skipped``. ``sampling``
+    says which frames ``load_frames`` gives when not all of them (e.g. "32 uniform"); it is
+    part of the cache's key, so differently sampled features never mix."""
     backbone: Backbone = model.backbone  # type: ignore[assignment]
     kind = str(model.feature_kind)
-    cache = feature_cache(config, backbone, kind)
+    cache = feature_cache(config, backbone, kind if sampling is None else f"{kind}/{sampling}")
     missing = cache.missing(sources)
     if missing:
         log(f"extracting {backbone.name} features of {len(missing)} {noun} into {cache.folder}")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import json
-from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -39,6 +38,13 @@ from lrcn.models.captioning import (
     caption_loss,
 )
 from lrcn.tasks._common import feature_cache, fill_feature_cache, resolve_device
+from lrcn.tasks._sentences import (
+    baselines,
+    references_of,
+    render_caption_predictions,
+    render_caption_scores,
+    texts_of,
+)
 from lrcn.tasks.base import (
     Echo,
     Log,
@@ -172,14 +178,6 @@ def caption_items(
     return BeamResult(hypotheses)
 
 
-def _texts(result: BeamResult, vocab: Vocabulary) -> list[str]:
-    return [" ".join(vocab.decode(tokens)) for tokens in result.best()]
-
-
-def _references(items: Sequence[CaptionItem]) -> dict[str, list[str]]:
-    return {str(i): [" ".join(c) for c in item.captions] for i, item in enumerate(items)}
-
-
 # --------------------------------------------------------------------------------------------
 # Baselines and attention plots
 # --------------------------------------------------------------------------------------------
@@ -302,7 +300,7 @@ class CaptioningTask(Task[CaptioningConfig]):
             out = m.decoder(inputs if features else m.features(inputs), captions)
             return caption_loss(out, captions, vocab.pad_id, weight), len(captions)
 
-        references = _references(val_items)
+        references = references_of(val_items)
 
         def validate(m: nn.Module) -> dict[str, float]:
             from lrcn.metrics.captioning import caption_metrics
@@ -311,7 +309,7 @@ class CaptioningTask(Task[CaptioningConfig]):
             result = caption_items(
                 m, val_source, len(val_items), features, vocab, device, 1, config.decode.max_len
             )
-            texts = {str(i): t for i, t in enumerate(_texts(result, vocab))}
+            texts = {str(i): t for i, t in enumerate(texts_of(result, vocab))}
             scores = caption_metrics(references, texts, full=False)
             return {"val_bleu4": scores["bleu4"], "val_cider": scores["cider"]}
 
@@ -385,23 +383,15 @@ class CaptioningTask(Task[CaptioningConfig]):
             model, source, len(items), features, vocab, device, beam, d.max_len,
             d.length_penalty, progress=progress,
         )  # fmt: skip
-        texts = _texts(result, vocab)
-        references = _references(items)
+        texts = texts_of(result, vocab)
+        references = references_of(items)
         scores = {"model": caption_metrics(references, {str(i): t for i, t in enumerate(texts)})}
-        # Baselines: what a captioner gets without learning to describe the image.
-        counts = Counter(" ".join(c) for item in train_items for c in item.captions)
-        frequent = counts.most_common(1)[0][0]
-        scores["most_frequent_caption"] = caption_metrics(
-            references, {str(i): frequent for i in range(len(items))}
-        )
-        similarity = (
-            _pooled(source, len(items), features, model, device)
-            @ _pooled(train_source, len(train_items), features, model, device).T
-        )
-        neighbours = similarity.argmax(dim=1).tolist()
-        nearest = {str(i): " ".join(train_items[j].captions[0]) for i, j in enumerate(neighbours)}
-        scores["nearest_neighbour"] = caption_metrics(references, nearest)
-
+        pooled = _pooled(source, len(items), features, model, device)
+        train_pooled = _pooled(train_source, len(train_items), features, model, device)
+        found = baselines(train_items, pooled, train_pooled)
+        for name, captions in found.items():
+            scores[name] = caption_metrics(references, captions)
+        nearest = found["nearest_neighbour"]
         out.mkdir(parents=True, exist_ok=True)
         with (out / "captions.csv").open("w", newline="") as f:
             writer = csv.writer(f)
@@ -486,32 +476,10 @@ class CaptioningTask(Task[CaptioningConfig]):
         return results
 
     def render_evaluation(self, summary: dict[str, Any], echo: Echo) -> None:
-        from rich.console import Console
-        from rich.table import Table
-
-        names = {"bleu1": "BLEU-1", "bleu2": "BLEU-2", "bleu3": "BLEU-3", "bleu4": "BLEU-4",
-                 "meteor": "METEOR", "rouge_l": "ROUGE-L", "cider": "CIDEr-D"}  # fmt: skip
-        epoch = "?" if summary.get("epoch") is None else summary["epoch"] + 1
-        table = Table(
-            title=f"{summary['split']} split, {summary['images']} images, beam "
-            f"{summary['beam_size']} (checkpoint from epoch {epoch})"
-        )
-        table.add_column("captions from")
-        for label in names.values():
-            table.add_column(label, justify="right")
-        for row in ("model", "nearest_neighbour", "most_frequent_caption"):
-            table.add_row(row.replace("_", " "), *(f"{summary[row][n]:.3f}" for n in names))
-        Console().print(table)
-        for name, path in summary["outputs"].items():
-            echo(f"{name}: {path}")
+        render_caption_scores(summary, echo, "images")
 
     def render_predictions(self, results: list[dict[str, Any]], echo: Echo) -> None:
-        for c in results:
-            echo(f"{c['input']}: {c['caption']}")
-            for h in c["n_best"][1:]:
-                echo(f"    {h['log_prob']:.2f}  {h['caption']}")
-            if "attention" in c:
-                echo(f"    attention: {c['attention']}")
+        render_caption_predictions(results, echo)
 
 
 register_task(CaptioningTask())

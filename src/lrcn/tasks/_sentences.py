@@ -1,0 +1,85 @@
+"""What every sentence-out task shares: decoded texts, references, the two baselines a captioner
+must beat, and the tables the CLI prints. Image and video captioning use the same ones, so their
+numbers are comparable."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from torch import Tensor
+
+from lrcn.data.captions import Captioned
+from lrcn.data.vocab import Vocabulary
+from lrcn.decoding import BeamResult
+from lrcn.tasks.base import Echo
+
+__all__ = [
+    "METRIC_NAMES",
+    "baselines",
+    "references_of",
+    "render_caption_predictions",
+    "render_caption_scores",
+    "texts_of",
+]
+
+METRIC_NAMES = {"bleu1": "BLEU-1", "bleu2": "BLEU-2", "bleu3": "BLEU-3", "bleu4": "BLEU-4",
+                "meteor": "METEOR", "rouge_l": "ROUGE-L", "cider": "CIDEr-D"}  # fmt: skip
+
+
+def texts_of(result: BeamResult, vocab: Vocabulary) -> list[str]:
+    """The best hypothesis of each input, as words."""
+    return [" ".join(vocab.decode(tokens)) for tokens in result.best()]
+
+
+def references_of(items: Sequence[Captioned]) -> dict[str, list[str]]:
+    """Reference sentences by item position, as pycocoevalcap takes them."""
+    return {str(i): [" ".join(c) for c in item.captions] for i, item in enumerate(items)}
+
+
+def baselines(
+    train_items: Sequence[Captioned], pooled: Tensor, train_pooled: Tensor
+) -> dict[str, dict[str, str]]:
+    """What a captioner gets without learning to describe: the most frequent training sentence
+    for every input, and the first sentence of the nearest training input (cosine of
+    normalised pooled features ``(N, D)`` against ``(M, D)``)."""
+    counts = Counter(" ".join(c) for item in train_items for c in item.captions)
+    frequent = counts.most_common(1)[0][0]
+    neighbours = (pooled @ train_pooled.T).argmax(dim=1).tolist()  # (N,)
+    return {
+        "most_frequent_caption": {str(i): frequent for i in range(len(pooled))},
+        "nearest_neighbour": {
+            str(i): " ".join(train_items[j].captions[0]) for i, j in enumerate(neighbours)
+        },
+    }
+
+
+def render_caption_scores(summary: dict[str, Any], echo: Echo, noun: str) -> None:
+    """The model beside the baselines, one row each, every metric a column."""
+    from rich.console import Console
+    from rich.table import Table
+
+    epoch = "?" if summary.get("epoch") is None else summary["epoch"] + 1
+    table = Table(
+        title=f"{summary['split']} split, {summary[noun]} {noun}, beam "
+        f"{summary['beam_size']} (checkpoint from epoch {epoch})"
+    )
+    table.add_column("captions from")
+    for label in METRIC_NAMES.values():
+        table.add_column(label, justify="right")
+    for row in ("model", "nearest_neighbour", "most_frequent_caption"):
+        table.add_row(row.replace("_", " "), *(f"{summary[row][n]:.3f}" for n in METRIC_NAMES))
+    Console().print(table)
+    for name, path in summary["outputs"].items():
+        echo(f"{name}: {path}")
+
+
+def render_caption_predictions(results: list[dict[str, Any]], echo: Echo) -> None:
+    """Each input's caption, its other n-best sentences, and its attention plot if drawn."""
+    for c in results:
+        echo(f"{c['input']}: {c['caption']}")
+        for h in c["n_best"][1:]:
+            echo(f"    {h['log_prob']:.2f}  {h['caption']}")
+        if "attention" in c:
+            echo(f"    attention: {c['attention']}")
