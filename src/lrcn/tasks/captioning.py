@@ -250,7 +250,7 @@ class CaptioningTask(Task[CaptioningConfig]):
     )
     predict_options = (
         TaskOption("beam", int, "beam size (default: the config's decode.beam_size)", min=1),
-        TaskOption("n_best", int, "captions shown per image (default 1)", min=1),
+        TaskOption("n_best", int, "captions shown per input (default 1)", min=1),
         TaskOption("attention", Path, "folder for attention PNGs (attention models)"),
     )
 

@@ -1,0 +1,399 @@
+"""Video description as a task: a sequence of frames in, a sentence out.
+
+Each video is sampled at ``data.frames`` frames spread evenly over its length (only those are
+decoded: a long video is never held whole in memory), the frozen backbone's pooled features
+of those frames are cached once, and a decoder (mean-pool, S2VT, temporal attention) is trained
+on them with teacher forcing. ``best/`` is the epoch with the best CIDEr-D on the validation
+split (greedy captions). ``evaluate`` captions a split with beam search and scores it with
+pycocoevalcap against all references, beside the two baselines image captioning reports too:
+the most frequent training sentence, and the sentence of the nearest training video (mean
+frame feature). ``predict`` describes any video file.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from pydantic import Field
+from torch import Tensor, nn
+
+from lrcn.checkpoint import Bundle
+from lrcn.config import DecodeConfig, StrictConfig, TrainConfig
+from lrcn.data.captions import CaptionPairs, collate_pairs
+from lrcn.data.features import FeatureCache
+from lrcn.data.formats.video_captions import (
+    VideoCaptionItem,
+    VideoCaptionSplit,
+    read_msrvtt,
+    read_msvd,
+)
+from lrcn.data.items import DataError, Problem, require_root
+from lrcn.data.sampling import uniform_indices
+from lrcn.data.video_io import VideoError, probe_video, read_frames
+from lrcn.data.vocab import Vocabulary
+from lrcn.decoding import BeamResult, beam_search
+from lrcn.models.captioning import CaptioningExtras, caption_loss
+from lrcn.models.video_captioning import VideoCaptioner, VideoCaptionModelConfig
+from lrcn.tasks._common import fill_feature_cache, resolve_device
+from lrcn.tasks._sentences import (
+    baselines,
+    references_of,
+    render_caption_predictions,
+    render_caption_scores,
+    texts_of,
+)
+from lrcn.tasks.base import (
+    Echo,
+    Log,
+    Prepared,
+    Progress,
+    Task,
+    TaskConfig,
+    TaskOption,
+    TrainingSetup,
+    register_task,
+)
+
+Source = Callable[[int], Tensor]  # item index -> frame features (T, D)
+
+__all__ = ["VideoCaptionDataConfig", "VideoCaptioningConfig", "VideoCaptioningTask"]
+
+
+class VideoCaptionDataConfig(StrictConfig):
+    """Videos with reference sentences."""
+
+    format: Literal["msrvtt", "msvd"]
+    root: Path  # msrvtt: the folder of the *_videodatainfo.json files; msvd: YouTubeClips/'s
+    split_file: Path | None = None  # msvd: train/val/test clip lists (lrcn datasets writes it)
+    frames: int = Field(32, ge=1, le=200)  # sampled evenly over each video (S2VT used 80)
+    min_count: int = Field(2, ge=1)  # words seen fewer times become <unk>
+    max_len: int = Field(20, ge=1)  # sentence tokens kept for training (longer ones are cut)
+    on_error: Literal["raise", "skip"] = "raise"
+
+
+class VideoCaptioningConfig(TaskConfig):
+    """A whole video-description experiment."""
+
+    task: Literal["video_captioning"]
+    data: VideoCaptionDataConfig
+    model: VideoCaptionModelConfig
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    decode: DecodeConfig = Field(default_factory=DecodeConfig)
+
+
+def read_video_caption_split(data: VideoCaptionDataConfig) -> VideoCaptionSplit:
+    """The configured videos and sentences, per split."""
+    require_root(Path(data.root), "data.root")
+    if data.format == "msrvtt":
+        return read_msrvtt(data.root, data.on_error)
+    return read_msvd(data.root, data.split_file, data.on_error)
+
+
+def sampled_frames(count: int) -> Callable[[Path], np.ndarray]:
+    """A video's ``count`` evenly spread frames, ``uint8 (count, H, W, 3)``; only those are
+    decoded."""
+
+    def load(path: Path) -> np.ndarray:
+        return read_frames(path, uniform_indices(probe_video(path).num_frames, count))
+
+    return load
+
+
+# --------------------------------------------------------------------------------------------
+# Inputs: cached frame features
+# --------------------------------------------------------------------------------------------
+
+
+def _sources(
+    config: VideoCaptioningConfig,
+    model: VideoCaptioner,
+    items: Sequence[VideoCaptionItem],
+    device: torch.device,
+    skipped: list[Problem],
+    log: Log,
+    progress: Progress | None = None,
+) -> tuple[list[VideoCaptionItem], Source]:
+    """Usable items and a function giving each one's frame features ``(T, D)``."""
+    frames = config.data.frames
+    cache: FeatureCache = fill_feature_cache(
+        config, model, [item.path for item in items], device, skipped, log, progress,
+        sampled_frames(frames), "videos", sampling=f"{frames} uniform",
+    )  # fmt: skip
+    kept = [item for item in items if cache.has(item.path)]
+
+    def features(i: int) -> Tensor:
+        return torch.from_numpy(np.asarray(cache.load(kept[i].path), dtype=np.float32))
+
+    return kept, features
+
+
+def describe(
+    model: VideoCaptioner,
+    source: Source,
+    count: int,
+    vocab: Vocabulary,
+    device: torch.device,
+    decode: DecodeConfig,
+    beam_size: int,
+    n_best: int = 1,
+    batch_size: int = 32,
+    progress: Progress | None = None,
+) -> BeamResult:
+    """Decode ``count`` videos in batches (all beams of a batch in one tensor)."""
+    model.eval()
+    hypotheses = []
+    with torch.inference_mode():
+        for start in range(0, count, batch_size):
+            feats = torch.stack(
+                [source(i) for i in range(start, min(count, start + batch_size))]
+            ).to(device)  # (B, T, D)
+            lengths = torch.full((len(feats),), feats.shape[1], dtype=torch.long, device=device)
+            result = beam_search(
+                model.step, model.init_state(feats, lengths), len(feats), vocab.start_id,
+                vocab.end_id, beam_size, decode.max_len, decode.length_penalty, n_best,
+            )  # fmt: skip
+            hypotheses += result.hypotheses
+            if progress is not None:
+                progress("describing", min(count, start + batch_size), count)
+    return BeamResult(hypotheses)
+
+
+def _pooled(source: Source, count: int) -> Tensor:
+    """Each video's mean frame feature, normalised: the nearest-neighbour baseline's space."""
+    rows = [source(i).mean(dim=0) for i in range(count)]  # (D,) each
+    return torch.nn.functional.normalize(torch.stack(rows), dim=1)  # (N, D)
+
+
+def _collate(batch: list[tuple[Tensor, list[int]]]) -> dict[str, Any]:
+    """Pairs batched as image captioning batches them, plus every video's frame count."""
+    out = collate_pairs(batch)
+    inputs = out["inputs"]  # (B, T, D)
+    out["lengths"] = torch.full((len(inputs),), inputs.shape[1], dtype=torch.long)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# The task
+# --------------------------------------------------------------------------------------------
+
+
+class VideoCaptioningTask(Task[VideoCaptioningConfig]):
+    """A sequence of frames in, a sentence out: mean-pool, S2VT, temporal attention."""
+
+    name = "video_captioning"
+    config_class = VideoCaptioningConfig
+    primary_metric = "val_cider"
+    logged_metrics = ("val_bleu4", "val_cider")
+    evaluate_options = (
+        TaskOption("beam", int, "beam size (default: the config's decode.beam_size)", min=1),
+    )
+    predict_options = (
+        TaskOption("beam", int, "beam size (default: the config's decode.beam_size)", min=1),
+        TaskOption("n_best", int, "captions shown per input (default 1)", min=1),
+    )
+
+    def prepare(self, config: VideoCaptioningConfig, log: Log) -> Prepared:
+        split = read_video_caption_split(config.data)
+        if not split.train or not split.val:
+            raise DataError(
+                config.data.root,
+                f"{len(split.train)} training and {len(split.val)} validation videos",
+                expected="both > 0",
+            )
+        vocab = Vocabulary.build(
+            (c for item in split.train for c in item.captions), config.data.min_count
+        )
+        log(
+            f"vocabulary: {len(vocab)} words (min count {config.data.min_count}) "
+            f"from {len(split.train)} training videos"
+        )
+        return Prepared(CaptioningExtras.of(vocab), split, [p.problem for p in split.skipped])
+
+    def training(
+        self,
+        config: VideoCaptioningConfig,
+        model: nn.Module,
+        prepared: Prepared,
+        device: torch.device,
+        log: Log,
+        progress: Progress | None,
+    ) -> TrainingSetup:
+        assert isinstance(model, VideoCaptioner)
+        split: VideoCaptionSplit = prepared.data
+        vocab = prepared.extras.vocabulary()  # type: ignore[attr-defined]
+        skipped: list[Problem] = []
+        train_items, train_source = _sources(
+            config, model, split.train, device, skipped, log, progress
+        )
+        val_items, val_source = _sources(config, model, split.val, device, skipped, log, progress)
+        dataset = CaptionPairs(train_items, train_source, vocab, config.data.max_len)
+
+        def loss(m: nn.Module, batch: dict[str, Any]) -> tuple[Tensor, int]:
+            captions = batch["labels"].to(device)
+            out = m(batch["inputs"].to(device), batch["lengths"].to(device), captions)
+            return caption_loss(out, captions, vocab.pad_id), len(captions)
+
+        references = references_of(val_items)
+
+        def validate(m: nn.Module) -> dict[str, float]:
+            from lrcn.metrics.captioning import caption_metrics
+
+            assert isinstance(m, VideoCaptioner)
+            result = describe(m, val_source, len(val_items), vocab, device, config.decode, 1)
+            texts = {str(i): t for i, t in enumerate(texts_of(result, vocab))}
+            scores = caption_metrics(references, texts, full=False)
+            return {"val_bleu4": scores["bleu4"], "val_cider": scores["cider"]}
+
+        return TrainingSetup(
+            train_set=dataset,
+            collate=_collate,
+            loss=loss,
+            validate=validate,
+            num_workers=0,  # cached features: loading is a memory-mapped read
+            report={
+                "vocabulary": len(vocab),
+                "frames_per_video": config.data.frames,
+                "train_videos": len(train_items),
+                "val_videos": len(val_items),
+                "test_videos": len(split.test),
+            },
+            skipped=[p.problem for p in skipped],
+        )
+
+    def cache_features(
+        self,
+        config: VideoCaptioningConfig,
+        model: nn.Module,
+        prepared: Prepared,
+        device: torch.device,
+        log: Log,
+        progress: Progress | None,
+    ) -> dict[str, Any]:
+        assert isinstance(model, VideoCaptioner)
+        split: VideoCaptionSplit = prepared.data
+        skipped: list[Problem] = list(split.skipped)
+        items = split.train + split.val + split.test
+        kept, _ = _sources(config, model, items, device, skipped, log, progress)
+        return {
+            "inputs": len(kept),
+            "frames": len(kept) * config.data.frames,
+            "skipped": sorted({p.problem for p in skipped}),
+        }
+
+    def evaluate(
+        self,
+        bundle: Bundle,
+        config: VideoCaptioningConfig,
+        split: str,
+        options: dict[str, Any],
+        out: Path,
+        log: Log,
+        progress: Progress | None,
+    ) -> dict[str, Any]:
+        """Describe a split with beam search; score it and two baselines with pycocoevalcap."""
+        from lrcn.metrics.captioning import caption_metrics
+
+        vocab = bundle.extras_as(CaptioningExtras).vocabulary()
+        device = resolve_device(config.train.device)
+        model = bundle.model.to(device)
+        assert isinstance(model, VideoCaptioner)
+        data = read_video_caption_split(config.data)
+        skipped: list[Problem] = list(data.skipped)
+        items, source = _sources(config, model, data.split(split), device, skipped, log, progress)
+        train_items, train_source = _sources(
+            config, model, data.train, device, skipped, log, progress
+        )
+        beam = options.get("beam") or config.decode.beam_size
+        result = describe(
+            model, source, len(items), vocab, device, config.decode, beam, progress=progress
+        )
+        texts = texts_of(result, vocab)
+        references = references_of(items)
+        scores = {"model": caption_metrics(references, {str(i): t for i, t in enumerate(texts)})}
+        found = baselines(
+            train_items, _pooled(source, len(items)), _pooled(train_source, len(train_items))
+        )
+        for name, captions in found.items():
+            scores[name] = caption_metrics(references, captions)
+        out.mkdir(parents=True, exist_ok=True)
+        with (out / "captions.csv").open("w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(
+                ["video", "caption", "log_prob", "nearest_neighbour_caption", "references"]
+            )
+            for i, item in enumerate(items):
+                writer.writerow([
+                    str(item.path), texts[i], f"{result.hypotheses[i][0].log_prob:.3f}",
+                    found["nearest_neighbour"][str(i)], " | ".join(references[str(i)]),
+                ])  # fmt: skip
+        summary = {
+            "split": split,
+            "epoch": bundle.epoch,
+            "videos": len(items),
+            "beam_size": beam,
+            **scores,
+            "skipped": sorted({p.problem for p in skipped}),
+            "outputs": {
+                "metrics": str(out / "metrics.json"),
+                "captions": str(out / "captions.csv"),
+            },
+        }
+        (out / "metrics.json").write_text(json.dumps(summary, indent=1))
+        return summary
+
+    def predict(
+        self,
+        bundle: Bundle,
+        config: VideoCaptioningConfig,
+        inputs: Sequence[Path],
+        options: dict[str, Any],
+    ) -> list[dict[str, Any]]:
+        """Describe each video file (its ``data.frames`` evenly spread frames, beam search)."""
+        vocab = bundle.extras_as(CaptioningExtras).vocabulary()
+        device = resolve_device("auto")
+        model = bundle.model.to(device).eval()
+        assert isinstance(model, VideoCaptioner)
+        beam = options.get("beam") or config.decode.beam_size
+        n_best = min(options.get("n_best", 1), beam)
+        load = sampled_frames(config.data.frames)
+        results: list[dict[str, Any]] = []
+        for path in inputs:
+            try:
+                frames = load(Path(path))  # (T, H, W, 3)
+            except VideoError as err:
+                results.append({"input": str(path), "error": str(err)})
+                continue
+            x = bundle.preprocess.frames_to_tensor(frames).to(device)  # (T, 3, S, S)
+            with torch.inference_mode():
+                feats = model.features(x.unsqueeze(0))  # (1, T, D)
+                lengths = torch.tensor([feats.shape[1]], device=device)
+                found = beam_search(
+                    model.step, model.init_state(feats, lengths), 1, vocab.start_id,
+                    vocab.end_id, beam, config.decode.max_len, config.decode.length_penalty,
+                    n_best,
+                )  # fmt: skip
+            hyps = found.hypotheses[0]
+            results.append({
+                "input": str(path),
+                "caption": " ".join(vocab.decode(hyps[0].tokens)),
+                "n_best": [
+                    {"caption": " ".join(vocab.decode(h.tokens)), "log_prob": round(h.log_prob, 4)}
+                    for h in hyps
+                ],
+            })  # fmt: skip
+        return results
+
+    def render_evaluation(self, summary: dict[str, Any], echo: Echo) -> None:
+        render_caption_scores(summary, echo, "videos")
+
+    def render_predictions(self, results: list[dict[str, Any]], echo: Echo) -> None:
+        render_caption_predictions(results, echo)
+
+
+register_task(VideoCaptioningTask())
