@@ -6,18 +6,22 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from torch import Tensor
 
 from lrcn.data.captions import Captioned
+from lrcn.data.items import DataError, Problem
 from lrcn.data.vocab import Vocabulary
 from lrcn.decoding import BeamResult
-from lrcn.tasks.base import Echo
+from lrcn.models.captioning import CaptioningExtras
+from lrcn.tasks.base import C, Echo, Log, Prepared, Task, TaskOption
 
 __all__ = [
     "METRIC_NAMES",
+    "SentenceTask",
     "baselines",
+    "prepare_vocabulary",
     "references_of",
     "render_caption_predictions",
     "render_caption_scores",
@@ -83,3 +87,39 @@ def render_caption_predictions(results: list[dict[str, Any]], echo: Echo) -> Non
             echo(f"    {h['log_prob']:.2f}  {h['caption']}")
         if "attention" in c:
             echo(f"    attention: {c['attention']}")
+
+
+def prepare_vocabulary(split: Any, root: Any, min_count: int, noun: str, log: Log) -> Prepared:
+    """The vocabulary of ``split.train``'s sentences (words seen ``min_count`` times), as the
+    bundle's extras; a split without training or validation inputs is refused."""
+    if not split.train or not split.val:
+        raise DataError(
+            root, f"{len(split.train)} training and {len(split.val)} validation {noun}",
+            expected="both > 0",
+        )  # fmt: skip
+    vocab = Vocabulary.build((c for item in split.train for c in item.captions), min_count)
+    log(f"vocabulary: {len(vocab)} words (min count {min_count}) from {len(split.train)} {noun}")
+    skipped: list[Problem] = split.skipped
+    return Prepared(CaptioningExtras.of(vocab), split, [p.problem for p in skipped])
+
+
+class SentenceTask(Task[C]):
+    """What image and video captioning declare alike: best/ by validation CIDEr-D, beam options,
+    and the tables. ``noun`` names the inputs ("images", "videos")."""
+
+    noun = "inputs"
+    primary_metric = "val_cider"
+    logged_metrics = ("val_bleu4", "val_cider")
+    evaluate_options = (
+        TaskOption("beam", int, "beam size (default: the config's decode.beam_size)", min=1),
+    )
+    predict_options: ClassVar[tuple[TaskOption, ...]] = (
+        TaskOption("beam", int, "beam size (default: the config's decode.beam_size)", min=1),
+        TaskOption("n_best", int, "captions shown per input (default 1)", min=1),
+    )
+
+    def render_evaluation(self, summary: dict[str, Any], echo: Echo) -> None:
+        render_caption_scores(summary, echo, self.noun)
+
+    def render_predictions(self, results: list[dict[str, Any]], echo: Echo) -> None:
+        render_caption_predictions(results, echo)

@@ -27,7 +27,7 @@ from lrcn.checkpoint import Bundle
 from lrcn.config import ConfigError, DecodeConfig, TrainConfig
 from lrcn.data.captions import CaptionDataConfig, CaptionPairs, collate_pairs, read_caption_split
 from lrcn.data.formats.captions import CaptionItem, CaptionSplit
-from lrcn.data.items import DataError, Problem
+from lrcn.data.items import Problem
 from lrcn.data.video_io import VideoError, read_image
 from lrcn.data.vocab import Vocabulary
 from lrcn.decoding import BeamResult, beam_search
@@ -39,18 +39,16 @@ from lrcn.models.captioning import (
 )
 from lrcn.tasks._common import feature_cache, fill_feature_cache, resolve_device
 from lrcn.tasks._sentences import (
+    SentenceTask,
     baselines,
+    prepare_vocabulary,
     references_of,
-    render_caption_predictions,
-    render_caption_scores,
     texts_of,
 )
 from lrcn.tasks.base import (
-    Echo,
     Log,
     Prepared,
     Progress,
-    Task,
     TaskConfig,
     TaskOption,
     TrainingSetup,
@@ -238,38 +236,20 @@ def _draw_attention(
 # --------------------------------------------------------------------------------------------
 
 
-class CaptioningTask(Task[CaptioningConfig]):
+class CaptioningTask(SentenceTask[CaptioningConfig]):
     """One image in, a sentence out: Show-and-Tell, LRCN, Show-Attend-and-Tell."""
 
     name = "captioning"
     config_class = CaptioningConfig
-    primary_metric = "val_cider"
-    logged_metrics = ("val_bleu4", "val_cider")
-    evaluate_options = (
-        TaskOption("beam", int, "beam size (default: the config's decode.beam_size)", min=1),
-    )
+    noun = "images"
     predict_options = (
-        TaskOption("beam", int, "beam size (default: the config's decode.beam_size)", min=1),
-        TaskOption("n_best", int, "captions shown per input (default 1)", min=1),
+        *SentenceTask.predict_options,
         TaskOption("attention", Path, "folder for attention PNGs (attention models)"),
     )
 
     def prepare(self, config: CaptioningConfig, log: Log) -> Prepared:
-        split = read_caption_split(config.data)
-        if not split.train or not split.val:
-            raise DataError(
-                config.data.root,
-                f"{len(split.train)} training and {len(split.val)} validation images",
-                expected="both > 0",
-            )
-        vocab = Vocabulary.build(
-            (c for item in split.train for c in item.captions), config.data.min_count
-        )
-        log(
-            f"vocabulary: {len(vocab)} words (min count {config.data.min_count}) "
-            f"from {len(split.train)} training images"
-        )
-        return Prepared(CaptioningExtras.of(vocab), split, [p.problem for p in split.skipped])
+        d = config.data
+        return prepare_vocabulary(read_caption_split(d), d.root, d.min_count, "images", log)
 
     def training(
         self,
@@ -474,12 +454,6 @@ class CaptioningTask(Task[CaptioningConfig]):
                 )  # fmt: skip
             results.append(entry)
         return results
-
-    def render_evaluation(self, summary: dict[str, Any], echo: Echo) -> None:
-        render_caption_scores(summary, echo, "images")
-
-    def render_predictions(self, results: list[dict[str, Any]], echo: Echo) -> None:
-        render_caption_predictions(results, echo)
 
 
 register_task(CaptioningTask())

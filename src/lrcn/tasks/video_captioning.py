@@ -33,7 +33,7 @@ from lrcn.data.formats.video_captions import (
     read_msrvtt,
     read_msvd,
 )
-from lrcn.data.items import DataError, Problem, require_root
+from lrcn.data.items import Problem, require_root
 from lrcn.data.sampling import uniform_indices
 from lrcn.data.video_io import VideoError, probe_video, read_frames
 from lrcn.data.vocab import Vocabulary
@@ -42,20 +42,17 @@ from lrcn.models.captioning import CaptioningExtras, caption_loss
 from lrcn.models.video_captioning import VideoCaptioner, VideoCaptionModelConfig
 from lrcn.tasks._common import fill_feature_cache, resolve_device
 from lrcn.tasks._sentences import (
+    SentenceTask,
     baselines,
+    prepare_vocabulary,
     references_of,
-    render_caption_predictions,
-    render_caption_scores,
     texts_of,
 )
 from lrcn.tasks.base import (
-    Echo,
     Log,
     Prepared,
     Progress,
-    Task,
     TaskConfig,
-    TaskOption,
     TrainingSetup,
     register_task,
 )
@@ -183,37 +180,16 @@ def _collate(batch: list[tuple[Tensor, list[int]]]) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 
 
-class VideoCaptioningTask(Task[VideoCaptioningConfig]):
+class VideoCaptioningTask(SentenceTask[VideoCaptioningConfig]):
     """A sequence of frames in, a sentence out: mean-pool, S2VT, temporal attention."""
 
     name = "video_captioning"
     config_class = VideoCaptioningConfig
-    primary_metric = "val_cider"
-    logged_metrics = ("val_bleu4", "val_cider")
-    evaluate_options = (
-        TaskOption("beam", int, "beam size (default: the config's decode.beam_size)", min=1),
-    )
-    predict_options = (
-        TaskOption("beam", int, "beam size (default: the config's decode.beam_size)", min=1),
-        TaskOption("n_best", int, "captions shown per input (default 1)", min=1),
-    )
+    noun = "videos"
 
     def prepare(self, config: VideoCaptioningConfig, log: Log) -> Prepared:
-        split = read_video_caption_split(config.data)
-        if not split.train or not split.val:
-            raise DataError(
-                config.data.root,
-                f"{len(split.train)} training and {len(split.val)} validation videos",
-                expected="both > 0",
-            )
-        vocab = Vocabulary.build(
-            (c for item in split.train for c in item.captions), config.data.min_count
-        )
-        log(
-            f"vocabulary: {len(vocab)} words (min count {config.data.min_count}) "
-            f"from {len(split.train)} training videos"
-        )
-        return Prepared(CaptioningExtras.of(vocab), split, [p.problem for p in split.skipped])
+        d = config.data
+        return prepare_vocabulary(read_video_caption_split(d), d.root, d.min_count, "videos", log)
 
     def training(
         self,
@@ -388,12 +364,6 @@ class VideoCaptioningTask(Task[VideoCaptioningConfig]):
                 ],
             })  # fmt: skip
         return results
-
-    def render_evaluation(self, summary: dict[str, Any], echo: Echo) -> None:
-        render_caption_scores(summary, echo, "videos")
-
-    def render_predictions(self, results: list[dict[str, Any]], echo: Echo) -> None:
-        render_caption_predictions(results, echo)
 
 
 register_task(VideoCaptioningTask())
