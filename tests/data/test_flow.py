@@ -45,3 +45,18 @@ def test_flow_data_set_mirrors_the_videos_and_reads_with_the_same_reader(order_u
     before = {p: p.stat().st_mtime_ns for p in flow_root.rglob("*.jpg")}
     write_flow_dataset(items, order_ucf101, flow_root)  # complete folders are not redone
     assert before == {p: p.stat().st_mtime_ns for p in flow_root.rglob("*.jpg")}
+
+
+def test_flow_at_sampled_frames_equals_the_flow_of_those_pairs(tmp_path):
+    """Flow at frame i is the flow from i to i+1 (from the one before, at the last frame), and
+    matches what the whole-video flow gives for that pair."""
+    from lrcn.data.flow import flow_at, flow_images
+    from lrcn.data.video_io import read_frames, write_video
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "v.avi"
+    write_video(path, rng.integers(0, 255, (10, 32, 32, 3), dtype=np.uint8))
+    every = flow_images(read_frames(path))  # (9, 32, 32, 3): pair t -> t+1
+    sampled = flow_at(path, [0, 4, 9], 10)
+    assert sampled.shape == (3, 32, 32, 3)
+    np.testing.assert_array_equal(sampled, every[[0, 4, 8]])

@@ -36,12 +36,14 @@ def _config(tmp_path, data, name, epochs, **model):
     return path
 
 
-@pytest.mark.parametrize("name", ["mean_pool", "s2vt", "temporal_attention"])
-def test_train_evaluate_predict_through_the_cli(motion, tmp_path, name):
+@pytest.mark.parametrize(
+    ("name", "inputs"),
+    [("mean_pool", "rgb"), ("s2vt", "rgb+flow"), ("temporal_attention", "flow")],
+)
+def test_train_evaluate_predict_through_the_cli(motion, tmp_path, name, inputs):
     run = tmp_path / "run"
-    trained = runner.invoke(
-        app, ["train", str(_config(tmp_path, motion, name, 2)), "--out", str(run), "-q"]
-    )
+    config = _config(tmp_path, motion, name, 2, inputs=inputs)
+    trained = runner.invoke(app, ["train", str(config), "--out", str(run), "-q"])
     assert trained.exit_code == 0, trained.output
     assert "best val_cider" in trained.output
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 SCALE = 16.0
 CENTER = 128.0
 
-__all__ = ["encode_flow", "flow_images", "write_flow_dataset"]
+__all__ = ["encode_flow", "flow_at", "flow_images", "write_flow_dataset"]
 
 
 def encode_flow(flow: np.ndarray) -> np.ndarray:
@@ -55,6 +55,19 @@ def flow_images(frames: np.ndarray) -> np.ndarray:
         )  # fmt: skip
         out[t] = encode_flow(flow)
     return out
+
+
+def flow_at(path: str | Path, indices: Sequence[int], num_frames: int) -> np.ndarray:
+    """Encoded flow images from frame ``i`` to ``i + 1`` for each ``i`` of ``indices`` (from
+    ``i - 1`` to ``i`` at the last frame): ``uint8 (len(indices), H, W, 3)``. Only the frames
+    those pairs need are decoded, so sampled flow of a long video stays small."""
+    if num_frames < 2:
+        raise VideoError(path, f"has {num_frames} frame; optical flow needs at least 2")
+    starts = [min(i, num_frames - 2) for i in indices]
+    needed = sorted({s for s in starts} | {s + 1 for s in starts})
+    frames = read_frames(path, needed)  # (N, H, W, 3)
+    at = {index: k for k, index in enumerate(needed)}
+    return np.concatenate([flow_images(frames[[at[s], at[s + 1]]]) for s in starts])
 
 
 def _has_flow(folder: Path, expected: int) -> bool:

@@ -9,6 +9,13 @@ from :mod:`lrcn.models.video_decoders` turns the sequence ``(B, T, D)`` into wor
   words, with one set of weights for both stages.
 * ``temporal_attention`` (Yao et al., ICCV 2015): soft attention over the frames at every word.
 
+``inputs`` says what each frame's feature vector is made of: ``rgb`` (the frame), ``flow``
+(the optical flow from it to the next frame, encoded as an image: x, y, magnitude; see
+:mod:`lrcn.data.flow`) or ``rgb+flow`` (both, concatenated: S2VT's best setting). Flow is what
+lets a captioner say *how* something moves: pooled appearance features barely record where an
+object is, so they cannot tell "moves left" from "moves right". The same frozen backbone sees
+the flow images (S2VT and LRCN trained a separate flow CNN; this keeps everything offline).
+
 The bundle carries the vocabulary, as image captioning's does (:class:`CaptioningExtras`).
 """
 
@@ -26,6 +33,7 @@ from lrcn.models.captioning import CaptioningExtras, CaptionOutput
 from lrcn.models.video_decoders import MeanPoolDecoder, S2VTDecoder, TemporalAttentionDecoder
 
 State = dict[str, Tensor]
+Inputs = Literal["rgb", "flow", "rgb+flow"]
 Decoder = MeanPoolDecoder | S2VTDecoder | TemporalAttentionDecoder
 
 __all__ = ["VIDEO_CAPTIONING", "VideoCaptionModelConfig", "VideoCaptioner"]
@@ -37,10 +45,11 @@ class VideoCaptioner(nn.Module):
 
     feature_kind = "pooled"
 
-    def __init__(self, backbone: Backbone, decoder: Decoder) -> None:
+    def __init__(self, backbone: Backbone, decoder: Decoder, inputs: Inputs = "rgb") -> None:
         super().__init__()
         self.backbone = backbone
         self.decoder = decoder
+        self.inputs = inputs
         self.freeze_backbone = True
         for p in self.backbone.parameters():
             p.requires_grad_(False)
@@ -51,7 +60,8 @@ class VideoCaptioner(nn.Module):
         return self
 
     def features(self, frames: Tensor) -> Tensor:
-        """``(B, T, 3, S, S)`` normalised frames -> ``(B, T, D)`` pooled features."""
+        """``(B, T, 3, S, S)`` normalised frames (or flow images) -> ``(B, T, D)`` pooled
+        features of one input stream."""
         b, t = frames.shape[:2]
         return self.backbone(frames.flatten(0, 1)).view(b, t, -1)  # (B, T, D)
 
@@ -76,6 +86,12 @@ class _VideoModelConfig(BackboneConfig):
     embed_size: int = Field(256, ge=1)
     hidden_size: int = Field(512, ge=1)
     dropout: float = Field(0.5, ge=0, lt=1)
+    inputs: Inputs = "rgb"
+
+
+def _width(backbone: Backbone, inputs: Inputs) -> int:
+    """Per-frame feature size: one backbone vector per input stream, concatenated."""
+    return backbone.out_features * len(inputs.split("+"))
 
 
 class MeanPoolConfig(_VideoModelConfig):
@@ -115,12 +131,13 @@ def mean_pool(
     hidden_size: int = 512,
     num_layers: int = 1,
     dropout: float = 0.5,
+    inputs: Inputs = "rgb",
 ) -> VideoCaptioner:
     """The mean-pooled baseline: order-blind by construction."""
     decoder = MeanPoolDecoder(
-        backbone.out_features, vocab_size, embed_size, hidden_size, num_layers, dropout
+        _width(backbone, inputs), vocab_size, embed_size, hidden_size, num_layers, dropout
     )
-    return VideoCaptioner(backbone, decoder)
+    return VideoCaptioner(backbone, decoder, inputs)
 
 
 @register_model(VIDEO_CAPTIONING, S2VTConfig)
@@ -131,10 +148,11 @@ def s2vt(
     embed_size: int = 256,
     hidden_size: int = 512,
     dropout: float = 0.5,
+    inputs: Inputs = "rgb",
 ) -> VideoCaptioner:
     """S2VT: read the frames, then say the words, with one two-layer LSTM."""
-    decoder = S2VTDecoder(backbone.out_features, vocab_size, embed_size, hidden_size, dropout)
-    return VideoCaptioner(backbone, decoder)
+    decoder = S2VTDecoder(_width(backbone, inputs), vocab_size, embed_size, hidden_size, dropout)
+    return VideoCaptioner(backbone, decoder, inputs)
 
 
 @register_model(VIDEO_CAPTIONING, TemporalAttentionConfig)
@@ -146,9 +164,10 @@ def temporal_attention(
     hidden_size: int = 512,
     attention_size: int = 256,
     dropout: float = 0.5,
+    inputs: Inputs = "rgb",
 ) -> VideoCaptioner:
     """Soft attention over the frames at every word."""
     decoder = TemporalAttentionDecoder(
-        backbone.out_features, vocab_size, embed_size, hidden_size, attention_size, dropout
+        _width(backbone, inputs), vocab_size, embed_size, hidden_size, attention_size, dropout
     )
-    return VideoCaptioner(backbone, decoder)
+    return VideoCaptioner(backbone, decoder, inputs)

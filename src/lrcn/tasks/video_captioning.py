@@ -1,13 +1,14 @@
 """Video description as a task: a sequence of frames in, a sentence out.
 
 Each video is sampled at ``data.frames`` frames spread evenly over its length (only those are
-decoded: a long video is never held whole in memory), the frozen backbone's pooled features
-of those frames are cached once, and a decoder (mean-pool, S2VT, temporal attention) is trained
-on them with teacher forcing. ``best/`` is the epoch with the best CIDEr-D on the validation
-split (greedy captions). ``evaluate`` captions a split with beam search and scores it with
-pycocoevalcap against all references, beside the two baselines image captioning reports too:
-the most frequent training sentence, and the sentence of the nearest training video (mean
-frame feature). ``predict`` describes any video file.
+decoded: a long video is never held whole in memory). The frozen backbone's pooled features of
+those frames (and, for ``model.inputs`` with flow, of the optical flow there) are cached once,
+and a decoder (mean-pool, S2VT, temporal attention) is trained on them with teacher forcing.
+``best/`` is the epoch with the best CIDEr-D on the validation split (greedy captions).
+``evaluate`` captions a split with beam search and scores it with pycocoevalcap against all
+references, beside the two baselines image captioning reports too: the most frequent training
+sentence, and the sentence of the nearest training video (mean frame feature). ``predict``
+describes any video file.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from lrcn.checkpoint import Bundle
 from lrcn.config import DecodeConfig, StrictConfig, TrainConfig
 from lrcn.data.captions import CaptionPairs, collate_pairs
 from lrcn.data.features import FeatureCache
+from lrcn.data.flow import flow_at
 from lrcn.data.formats.video_captions import (
     VideoCaptionItem,
     VideoCaptionSplit,
@@ -102,6 +104,20 @@ def sampled_frames(count: int) -> Callable[[Path], np.ndarray]:
     return load
 
 
+def sampled_flow(count: int) -> Callable[[Path], np.ndarray]:
+    """The optical flow at a video's ``count`` evenly spread frames, as images ``uint8
+    (count, H, W, 3)`` (x, y, magnitude; :func:`lrcn.data.flow.flow_at`)."""
+
+    def load(path: Path) -> np.ndarray:
+        frames = probe_video(path).num_frames
+        return flow_at(path, uniform_indices(frames, count), frames)
+
+    return load
+
+
+STREAMS = {"rgb": sampled_frames, "flow": sampled_flow}
+
+
 # --------------------------------------------------------------------------------------------
 # Inputs: cached frame features
 # --------------------------------------------------------------------------------------------
@@ -116,16 +132,21 @@ def _sources(
     log: Log,
     progress: Progress | None = None,
 ) -> tuple[list[VideoCaptionItem], Source]:
-    """Usable items and a function giving each one's frame features ``(T, D)``."""
+    """Usable items and a function giving each one's frame features ``(T, D)``: one cache per
+    input stream (rgb, flow), concatenated per frame."""
     frames = config.data.frames
-    cache: FeatureCache = fill_feature_cache(
-        config, model, [item.path for item in items], device, skipped, log, progress,
-        sampled_frames(frames), "videos", sampling=f"{frames} uniform",
-    )  # fmt: skip
-    kept = [item for item in items if cache.has(item.path)]
+    caches: list[FeatureCache] = []
+    for stream in model.inputs.split("+"):
+        caches.append(fill_feature_cache(
+            config, model, [item.path for item in items], device, skipped, log, progress,
+            STREAMS[stream](frames), f"videos ({stream})",
+            sampling=f"{frames} uniform" + ("" if stream == "rgb" else f", {stream}"),
+        ))  # fmt: skip
+    kept = [item for item in items if all(cache.has(item.path) for cache in caches)]
 
     def features(i: int) -> Tensor:
-        return torch.from_numpy(np.asarray(cache.load(kept[i].path), dtype=np.float32))
+        streams = [np.asarray(cache.load(kept[i].path), dtype=np.float32) for cache in caches]
+        return torch.from_numpy(np.concatenate(streams, axis=1))  # (T, D * streams)
 
     return kept, features
 
@@ -337,17 +358,19 @@ class VideoCaptioningTask(SentenceTask[VideoCaptioningConfig]):
         assert isinstance(model, VideoCaptioner)
         beam = options.get("beam") or config.decode.beam_size
         n_best = min(options.get("n_best", 1), beam)
-        load = sampled_frames(config.data.frames)
+        loads = [STREAMS[stream](config.data.frames) for stream in model.inputs.split("+")]
         results: list[dict[str, Any]] = []
         for path in inputs:
             try:
-                frames = load(Path(path))  # (T, H, W, 3)
+                images = [load(Path(path)) for load in loads]  # (T, H, W, 3) per stream
             except VideoError as err:
                 results.append({"input": str(path), "error": str(err)})
                 continue
-            x = bundle.preprocess.frames_to_tensor(frames).to(device)  # (T, 3, S, S)
             with torch.inference_mode():
-                feats = model.features(x.unsqueeze(0))  # (1, T, D)
+                feats = torch.cat([
+                    model.features(bundle.preprocess.frames_to_tensor(x).unsqueeze(0).to(device))
+                    for x in images
+                ], dim=2)  # fmt: skip  # (1, T, D * streams)
                 lengths = torch.tensor([feats.shape[1]], device=device)
                 found = beam_search(
                     model.step, model.init_state(feats, lengths), 1, vocab.start_id,
