@@ -105,7 +105,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
                 raise ConfigError(f"--set {item!r}", f"{part!r} is a value, not a section")
             node = child
         try:
-            value = _load_yaml(text) if text.strip() else None
+            value = _parse_yaml(text)[0] if text.strip() else None
         except (*_YAML_ERRORS, RecursiveYaml) as err:
             raise ConfigError(
                 f"--set {item!r}", f"the value is not valid YAML ({_one_line(err)})"
@@ -114,23 +114,36 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return result
 
 
-def _key_lines(text: str) -> dict[tuple[str, ...], int]:
-    """Line number (1-based) of every mapping key in a YAML text, by key path."""
+def _key_lines(node: yaml.Node | None, path: Path) -> dict[tuple[str, ...], int]:
+    """Line number (1-based) of every mapping key of a composed YAML document, by key path.
+
+    PyYAML keeps the last of two equal keys; a config with ``train:`` twice silently losing
+    the first section is refused instead, at the second one's line."""
     lines: dict[tuple[str, ...], int] = {}
 
-    def walk(node: yaml.Node, path: tuple[str, ...]) -> None:
-        if isinstance(node, yaml.MappingNode):
-            for key_node, value_node in node.value:
-                key_path = (*path, str(key_node.value))
-                lines[key_path] = key_node.start_mark.line + 1
-                walk(value_node, key_path)
+    def walk(node: yaml.Node, where: tuple[str, ...], record: bool = True) -> None:
+        if isinstance(node, yaml.SequenceNode):  # checked for duplicates, lines not recorded
+            for item in node.value:
+                walk(item, where, record=False)
+        if not isinstance(node, yaml.MappingNode):
+            return
+        seen: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                dotted = "".join(f"{part}." for part in where)
+                raise ConfigError(
+                    path, f"duplicate key {dotted}{key!r} (first on line {seen[key]})", line,
+                    expected="each key once; merge the two",
+                )  # fmt: skip
+            seen[key] = line
+            if record:
+                lines[(*where, key)] = line
+            walk(value_node, (*where, key), record)
 
-    try:
-        root = yaml.compose(text)
-    except yaml.YAMLError:
-        return lines
-    if root is not None:
-        walk(root, ())
+    if node is not None:
+        walk(node, ())
     return lines
 
 
@@ -165,7 +178,7 @@ def read_config_file(path: str | Path) -> tuple[dict[str, Any], dict[tuple[str, 
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(path, f"cannot be read as UTF-8 text ({err})") from None
     try:
-        raw = _load_yaml(text)
+        raw, node = _parse_yaml(text)
     except _YAML_ERRORS as err:
         raise ConfigError(path, f"not valid YAML: {_one_line(err)}") from None
     except RecursiveYaml as err:
@@ -174,8 +187,7 @@ def read_config_file(path: str | Path) -> tuple[dict[str, Any], dict[tuple[str, 
         ) from None
     if not isinstance(raw, dict):
         raise ConfigError(path, "expected a mapping with task, data, model and train sections")
-    _refuse_duplicate_keys(yaml.compose(text), path)
-    return raw, _key_lines(text)
+    return raw, _key_lines(node, path)
 
 
 # PyYAML's constructors raise assorted plain Python errors for bad tagged scalars:
@@ -190,12 +202,17 @@ class RecursiveYaml(Exception):
         self.line = line
 
 
-def _load_yaml(text: str) -> Any:
-    """``yaml.safe_load``, refusing recursive anchors (``a: &x {b: *x}``), which would make
-    every later walk of the value loop forever."""
-    node = yaml.compose(text)  # yaml.YAMLError on bad syntax
-    _refuse_recursion(node, set())
-    return yaml.safe_load(text)
+def _parse_yaml(text: str) -> tuple[Any, yaml.Node | None]:
+    """``yaml.safe_load``'s value and the composed document it was built from (for key lines),
+    parsed once; recursive anchors (``a: &x {b: *x}``), which would make every later walk of
+    the value loop forever, are refused."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()  # yaml.YAMLError on bad syntax
+        _refuse_recursion(node, set())
+        return (None if node is None else loader.construct_document(node)), node
+    finally:
+        loader.dispose()
 
 
 def _refuse_recursion(node: yaml.Node | None, inside: set[int]) -> None:
@@ -216,26 +233,6 @@ def _refuse_recursion(node: yaml.Node | None, inside: set[int]) -> None:
 
 def _one_line(err: BaseException) -> str:
     return " ".join(str(err).split()) or type(err).__name__
-
-
-def _refuse_duplicate_keys(node: yaml.Node | None, path: Path, where: str = "") -> None:
-    """PyYAML keeps the last of two equal keys; a config with ``train:`` twice silently losing
-    the first section is refused instead, at the second one's line."""
-    if isinstance(node, yaml.MappingNode):
-        seen: dict[str, int] = {}
-        for key_node, value_node in node.value:
-            key = str(key_node.value)
-            line = key_node.start_mark.line + 1
-            if key in seen:
-                raise ConfigError(
-                    path, f"duplicate key {where}{key!r} (first on line {seen[key]})", line,
-                    expected="each key once; merge the two",
-                )  # fmt: skip
-            seen[key] = line
-            _refuse_duplicate_keys(value_node, path, f"{where}{key}.")
-    elif isinstance(node, yaml.SequenceNode):
-        for item in node.value:
-            _refuse_duplicate_keys(item, path, where)
 
 
 def validate_as(

@@ -79,7 +79,8 @@ class FeatureCache:
         self.key = hashlib.sha1(text.encode()).hexdigest()[:16]
         self.folder = Path(root) / self.key
         self.identity = identity
-        self._checked: dict[Path, bool] = {}  # source -> entry valid, checked once per process
+        # source -> its entry's key if the entry is valid, else None; checked once per process
+        self._checked: dict[Path, dict[str, Any] | None] = {}
 
     def path_for(self, source: str | Path) -> Path:
         """One file per video or image, named by its absolute path (no collisions)."""
@@ -98,30 +99,31 @@ class FeatureCache:
 
     def has(self, source: str | Path) -> bool:
         """True if ``source`` has an entry made from its current content."""
-        source = Path(source)
+        return self._valid_key(Path(source)) is not None
+
+    def _valid_key(self, source: Path) -> dict[str, Any] | None:
         if source not in self._checked:
-            self._checked[source] = self._valid(source)
+            self._checked[source] = self._check(source)
         return self._checked[source]
 
-    def _valid(self, source: Path) -> bool:
+    def _check(self, source: Path) -> dict[str, Any] | None:
+        """The entry's key if it was made from ``source``'s current content, else None."""
         key = self._read_key(source)
         if key is None or not self.path_for(source).is_file():
-            return False
+            return None
         if key.get("source") != str(source.resolve()):
-            return False
+            return None
         try:
             stat = _stat_key(source)
+            if stat == key.get("stat"):
+                return key
+            if content_digest(source) != key.get("sha1"):
+                return None
         except OSError:
-            return False
-        if stat == key.get("stat"):
-            return True
-        try:
-            same = content_digest(source) == key.get("sha1")
-        except OSError:
-            return False
-        if same:  # touched or copied, same bytes: keep the entry, remember the new stat
-            self._write_key(source, key | {"stat": stat})
-        return same
+            return None
+        key = key | {"stat": stat}  # touched or copied, same bytes: remember the new stat
+        self._write_key(source, key)
+        return key
 
     def _write_key(self, source: Path, key: dict[str, Any]) -> None:
         path = self.key_path(source)
@@ -132,7 +134,8 @@ class FeatureCache:
     def load(self, source: str | Path) -> np.ndarray:
         """Cached features of ``source`` (memory-mapped, float16), ``(T, ...)``."""
         path = self.path_for(source)
-        if not self.has(source):
+        key = self._valid_key(Path(source))
+        if key is None:
             raise VideoError(
                 source, f"has no cached features made from its current content ({path})"
             )
@@ -142,7 +145,6 @@ class FeatureCache:
             raise VideoError(
                 source, f"cached features {path} unreadable ({err}); delete it"
             ) from None
-        key = self._read_key(Path(source)) or {}
         if list(array.shape) != key.get("shape") or array.dtype != np.float16:
             raise VideoError(
                 source,
@@ -232,4 +234,4 @@ class FeatureCache:
         self.key_path(source).unlink(missing_ok=True)
         tmp.replace(path)  # a killed extraction never leaves a truncated cache file
         self._write_key(source, key)
-        self._checked[source] = True
+        self._checked[source] = key

@@ -93,6 +93,7 @@ class RunLock:
         self.log = log
         self.created = False
         self.held = False
+        self._previous: Any = None  # the SIGTERM handler to restore on release
 
     def acquire(self) -> None:
         if not self.run.exists():
@@ -166,7 +167,6 @@ class RunLock:
     def _catch_sigterm(self) -> None:
         """``kill PID`` (SIGTERM) unwinds like Ctrl-C, so the lock is released on the way out;
         only SIGKILL and power cuts leave a stale lock."""
-        self._previous: Any = None
         if threading.current_thread() is threading.main_thread():
 
             def stop(signum: int, frame: Any) -> None:
@@ -175,7 +175,7 @@ class RunLock:
             self._previous = signal.signal(signal.SIGTERM, stop)
 
     def release(self) -> None:
-        if getattr(self, "_previous", None) is not None:
+        if self._previous is not None:
             signal.signal(signal.SIGTERM, self._previous)
             self._previous = None
         if self.held:

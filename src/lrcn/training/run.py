@@ -13,7 +13,8 @@
 :class:`RunRecorder` is the loop's epoch-end callback. An epoch's end is one atomic commit:
 ``last/`` (weights, and the training state with the whole history and the best score so far)
 and ``best/`` (when the primary validation metric improved) are written into ``.commit/``,
-then a ``COMMIT`` marker is renamed into place: that rename is the commit point. The bundles
+then a ``COMMIT`` marker (the epoch and the history the views are drawn from) is renamed into
+place: that rename is the commit point. The bundles
 are then moved into place and ``metrics.jsonl``, ``metrics.csv`` and ``curves.png`` are
 rewritten from the history, which is their single source. :func:`recover` finishes a
 committed epoch whose moves a kill interrupted, and drops an uncommitted one, so after a
@@ -87,7 +88,7 @@ def recover(run_dir: str | Path) -> str | None:
         shutil.rmtree(staging)
         return "dropped an epoch whose end was interrupted before its commit"
     marker = json.loads((staging / MARKER).read_text())
-    _finish_commit(run, marker["epoch"], marker["title"])
+    _finish_commit(run, marker["epoch"], marker["title"], marker["history"])
     return f"finished the commit of epoch {marker['epoch'] + 1}, which a kill interrupted"
 
 
@@ -108,8 +109,9 @@ def _fsync_tree(folder: Path) -> None:
                 os.close(fd)
 
 
-def _finish_commit(run: Path, epoch: int, title: str) -> None:
-    """Move a committed ``.commit/`` into place; safe to repeat after a kill at any step."""
+def _finish_commit(run: Path, epoch: int, title: str, history: list[dict[str, Any]]) -> None:
+    """Move a committed ``.commit/`` into place and redraw the views of ``history`` (the
+    committed epoch's); safe to repeat after a kill at any step."""
     staging = run / STAGING
     for name in BUNDLES:
         new, live, old = staging / name, run / name, staging / f"{name}.old"
@@ -120,8 +122,6 @@ def _finish_commit(run: Path, epoch: int, title: str) -> None:
                 live.rename(old)
             new.rename(live)
         kill_point(f"moved-{name}", epoch)
-    state = load_train_state(run / "last")
-    history = json.loads(state["history"])
     write_views(run, history)
     kill_point("views", epoch)
     from lrcn.plots import plot_curves, save_figure
@@ -213,10 +213,10 @@ class RunRecorder:
             self.save_bundle(staging / "best", result.epoch, result.metrics)
             kill_point("staged-best", result.epoch)
         _fsync_tree(staging)
-        marker = {"epoch": result.epoch, "title": self.title}
+        marker = {"epoch": result.epoch, "title": self.title, "history": self.history}
         _write_atomic(staging / MARKER, json.dumps(marker))  # the commit point
         kill_point("committed", result.epoch)
-        _finish_commit(self.run, result.epoch, self.title)
+        _finish_commit(self.run, result.epoch, self.title, self.history)
         shown = ", ".join(f"{k} {result.metrics[k]:.3f}" for k in self.shown if k in result.metrics)
         self.log(
             f"epoch {result.epoch + 1}/{self.epochs}: loss {result.train_loss:.4f}"
