@@ -14,7 +14,7 @@ import random
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -44,18 +44,28 @@ class CaptionItem:
     image_id: str
 
 
+Item = TypeVar("Item")
+
+
 @dataclass
-class CaptionSplit:
-    train: list[CaptionItem]
-    val: list[CaptionItem]
-    test: list[CaptionItem]
+class CaptionSplit(Generic[Item]):
+    """Inputs (images, or videos: see video_captions.py) with their reference captions, by
+    split, and what was skipped reading them."""
+
+    train: list[Item]
+    val: list[Item]
+    test: list[Item]
     skipped: list[Problem] = field(default_factory=list)
 
-    def split(self, name: str) -> list[CaptionItem]:
+    def split(self, name: str) -> list[Item]:
+        """The inputs of ``"train"``, ``"val"`` or ``"test"``."""
         if name not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {name!r}")
-        items: list[CaptionItem] = getattr(self, name)
+        items: list[Item] = getattr(self, name)
         return items
+
+
+ImageCaptionSplit = CaptionSplit[CaptionItem]
 
 
 def _tokens(text: str, source: Path, line: int | None) -> tuple[str, ...]:
@@ -70,7 +80,7 @@ def _tokens(text: str, source: Path, line: int | None) -> tuple[str, ...]:
 # --------------------------------------------------------------------------------------------
 
 
-def read_flickr8k(root: str | Path, on_error: OnError = "raise") -> CaptionSplit:
+def read_flickr8k(root: str | Path, on_error: OnError = "raise") -> ImageCaptionSplit:
     """``<root>/Flicker8k_Dataset/<id>.jpg`` (the archive's own spelling) and
     ``<root>/Flickr8k_text/`` with ``Flickr8k.token.txt`` (``<id>.jpg#k<TAB>caption``) and
     ``Flickr_8k.{train,dev,test}Images.txt`` (dev is returned as ``val``)."""
@@ -123,7 +133,7 @@ def read_flickr8k(root: str | Path, on_error: OnError = "raise") -> CaptionSplit
                 sides[side].append(CaptionItem(path, tuple(captions[name]), Path(name).stem))
             except DataError as problem:
                 handle(problem, on_error, skipped)
-    return CaptionSplit(sides["train"], sides["val"], sides["test"], skipped)
+    return ImageCaptionSplit(sides["train"], sides["val"], sides["test"], skipped)
 
 
 # --------------------------------------------------------------------------------------------
@@ -144,6 +154,15 @@ def _load_json(path: Path) -> Any:
         raise DataError(path, f"not valid JSON ({err.msg})", err.lineno) from None
     except RecursionError:
         raise DataError(path, "nested too deeply to be an annotation file") from None
+
+
+def _load_lists(path: Path, keys: tuple[str, ...], expected: str) -> dict[str, Any]:
+    """A JSON object whose ``keys`` are lists (the top level of an annotation file), or a
+    DataError saying ``expected``."""
+    data = _load_json(path)
+    if not isinstance(data, dict) or not all(isinstance(data.get(k), list) for k in keys):
+        raise DataError(path, f"expected {expected}")
+    return data
 
 
 class _Entry(BaseModel):
@@ -197,16 +216,14 @@ def _entry(kind: type[_E], value: Any, json_path: Path, where: str) -> _E:
 
 def read_karpathy_json(
     json_path: str | Path, image_root: str | Path, on_error: OnError = "raise"
-) -> CaptionSplit:
+) -> ImageCaptionSplit:
     """``dataset_{flickr8k,flickr30k,coco}.json``: ``images[]`` with ``filename``, optional
     ``filepath``, ``split`` (train/val/test/restval; restval joins train, as is standard) and
     ``sentences[].tokens``."""
     json_path, image_root = Path(json_path), Path(image_root)
-    data = _load_json(json_path)
-    if not isinstance(data, dict) or not isinstance(data.get("images"), list):
-        raise DataError(
-            json_path, "expected an object with an 'images' list (Karpathy split format)"
-        )
+    data = _load_lists(
+        json_path, ("images",), "an object with an 'images' list (Karpathy split format)"
+    )
     skipped: list[Problem] = []
     sides: dict[str, list[CaptionItem]] = {s: [] for s in SPLITS}
     seen: dict[str, int] = {}
@@ -242,7 +259,7 @@ def read_karpathy_json(
             sides[split].append(CaptionItem(path, tuple(caps), image_id))
         except DataError as problem:
             handle(problem, on_error, skipped)
-    return CaptionSplit(sides["train"], sides["val"], sides["test"], skipped)
+    return ImageCaptionSplit(sides["train"], sides["val"], sides["test"], skipped)
 
 
 # --------------------------------------------------------------------------------------------
@@ -253,15 +270,10 @@ def read_karpathy_json(
 def _read_coco_file(
     json_path: Path, image_dir: Path, on_error: OnError, skipped: list[Problem]
 ) -> list[CaptionItem]:
-    data = _load_json(json_path)
-    if not (
-        isinstance(data, dict)
-        and isinstance(data.get("images"), list)
-        and isinstance(data.get("annotations"), list)
-    ):
-        raise DataError(
-            json_path, "expected COCO captions JSON with 'images' and 'annotations' lists"
-        )
+    data = _load_lists(
+        json_path, ("images", "annotations"),
+        "COCO captions JSON with 'images' and 'annotations' lists",
+    )  # fmt: skip
     captions: dict[int, list[tuple[str, ...]]] = defaultdict(list)
     for n, value in enumerate(data["annotations"]):
         try:
@@ -299,7 +311,7 @@ def read_coco_captions(
     test_fraction: float = 0.5,
     seed: int = 0,
     on_error: OnError = "raise",
-) -> CaptionSplit:
+) -> ImageCaptionSplit:
     """``captions_train2014.json`` + ``captions_val2014.json`` with their image folders. COCO's
     test captions are not public, so val2014 is split by seed into val and test (for the
     standard Karpathy split use :func:`read_karpathy_json` with ``dataset_coco.json``)."""
@@ -310,7 +322,7 @@ def read_coco_captions(
     order = sorted(val, key=lambda item: item.image_id)
     rng.shuffle(order)
     cut = round(len(order) * test_fraction)
-    return CaptionSplit(train, order[cut:], order[:cut], skipped)
+    return ImageCaptionSplit(train, order[cut:], order[:cut], skipped)
 
 
 # --------------------------------------------------------------------------------------------

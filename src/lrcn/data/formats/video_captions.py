@@ -20,13 +20,20 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from lrcn.data.formats.captions import _Entry, _entry, _load_json
+from lrcn.data.formats.captions import (
+    SPLITS,
+    CaptionSplit,
+    _Entry,
+    _entry,
+    _load_json,
+    _load_lists,
+)
 from lrcn.data.items import DataError, OnError, Problem, handle, read_lines, require_root
 from lrcn.data.vocab import tokenize
 
@@ -41,7 +48,6 @@ __all__ = [
     "write_msvd_split",
 ]
 
-SPLITS = ("train", "val", "test")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".webm")  # preference order when a video has several
 MSVD_SPLIT_FILE = "msvd_split.json"
 
@@ -55,21 +61,7 @@ class VideoCaptionItem:
     video_id: str  # MSR-VTT's "video0", MSVD's clip name "<youtube id>_<start>_<end>"
 
 
-@dataclass
-class VideoCaptionSplit:
-    """A data set's videos with their sentences, by split, and what was skipped reading it."""
-
-    train: list[VideoCaptionItem]
-    val: list[VideoCaptionItem]
-    test: list[VideoCaptionItem]
-    skipped: list[Problem] = field(default_factory=list)
-
-    def split(self, name: str) -> list[VideoCaptionItem]:
-        """The videos of ``"train"``, ``"val"`` or ``"test"``."""
-        if name not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}, got {name!r}")
-        items: list[VideoCaptionItem] = getattr(self, name)
-        return items
+VideoCaptionSplit = CaptionSplit[VideoCaptionItem]
 
 
 def _index_videos(folders: list[Path]) -> dict[str, Path]:
@@ -125,15 +117,10 @@ def _msrvtt_files(root: Path) -> list[Path]:
 
 
 def _msrvtt_lists(path: Path) -> tuple[list[Any], list[Any]]:
-    data = _load_json(path)
-    if not (
-        isinstance(data, dict)
-        and isinstance(data.get("videos"), list)
-        and isinstance(data.get("sentences"), list)
-    ):
-        raise DataError(
-            path, "expected an object with 'videos' and 'sentences' lists (MSR-VTT format)"
-        )
+    data = _load_lists(
+        path, ("videos", "sentences"),
+        "an object with 'videos' and 'sentences' lists (MSR-VTT format)",
+    )  # fmt: skip
     return data["videos"], data["sentences"]
 
 
