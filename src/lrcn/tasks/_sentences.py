@@ -4,18 +4,21 @@ numbers are comparable."""
 
 from __future__ import annotations
 
+import csv
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
+import torch
 from torch import Tensor
 
 from lrcn.data.captions import Captioned
 from lrcn.data.items import DataError, Problem
 from lrcn.data.vocab import Vocabulary
-from lrcn.decoding import BeamResult
+from lrcn.decoding import BeamResult, Hypothesis, Step, beam_search
 from lrcn.models.captioning import CaptioningExtras
-from lrcn.tasks.base import C, Echo, Log, Prepared, Task, TaskOption
+from lrcn.tasks.base import C, Echo, Log, Prepared, Progress, Task, TaskOption
 
 __all__ = [
     "METRIC_NAMES",
@@ -30,6 +33,96 @@ __all__ = [
 
 METRIC_NAMES = {"bleu1": "BLEU-1", "bleu2": "BLEU-2", "bleu3": "BLEU-3", "bleu4": "BLEU-4",
                 "meteor": "METEOR", "rouge_l": "ROUGE-L", "cider": "CIDEr-D"}  # fmt: skip
+
+
+def decode_batches(
+    step: Step,
+    start: Callable[[Tensor], dict[str, Tensor]],
+    source: Callable[[int], Tensor],
+    count: int,
+    vocab: Vocabulary,
+    device: torch.device,
+    beam_size: int,
+    max_len: int,
+    alpha: float = 0.0,
+    n_best: int = 1,
+    batch_size: int = 32,
+    progress: Progress | None = None,
+) -> BeamResult:
+    """Decode inputs ``source(0..count-1)`` in batches, all beams of a batch in one tensor;
+    ``start(batch)`` gives the decoder's state for a stacked batch of inputs."""
+    hypotheses = []
+    with torch.inference_mode():
+        for first in range(0, count, batch_size):
+            last = min(count, first + batch_size)
+            batch = torch.stack([source(i) for i in range(first, last)]).to(device)
+            result = beam_search(
+                step, start(batch), len(batch), vocab.start_id, vocab.end_id, beam_size,
+                max_len, alpha, n_best,
+            )  # fmt: skip
+            hypotheses += result.hypotheses
+            if progress is not None:
+                progress("captioning", last, count)
+    return BeamResult(hypotheses)
+
+
+def validation_scores(
+    result: BeamResult, vocab: Vocabulary, references: dict[str, list[str]]
+) -> dict[str, float]:
+    """BLEU-4 and CIDEr-D of the validation captions: what each epoch logs and best/ picks."""
+    from lrcn.metrics.captioning import caption_metrics
+
+    texts = {str(i): t for i, t in enumerate(texts_of(result, vocab))}
+    scores = caption_metrics(references, texts, full=False)
+    return {"val_bleu4": scores["bleu4"], "val_cider": scores["cider"]}
+
+
+def score_captions(
+    items: Sequence[Captioned],
+    names: Sequence[str],
+    result: BeamResult,
+    vocab: Vocabulary,
+    pooled: Tensor,
+    train_items: Sequence[Captioned],
+    train_pooled: Tensor,
+    out: Path,
+    column: str,
+) -> dict[str, dict[str, float]]:
+    """Every metric of the model's captions and of the two baselines' (see
+    :func:`baselines`), against all references; each input's caption, its log-probability,
+    the nearest neighbour's and the references go to ``out/captions.csv`` (``column`` names
+    the inputs, ``names`` lists them)."""
+    from lrcn.metrics.captioning import caption_metrics
+
+    texts = texts_of(result, vocab)
+    references = references_of(items)
+    scores = {"model": caption_metrics(references, {str(i): t for i, t in enumerate(texts)})}
+    found = baselines(train_items, pooled, train_pooled)
+    for name, captions in found.items():
+        scores[name] = caption_metrics(references, captions)
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / "captions.csv").open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow([column, "caption", "log_prob", "nearest_neighbour_caption", "references"])
+        for i, name in enumerate(names):
+            writer.writerow([
+                name, texts[i], f"{result.hypotheses[i][0].log_prob:.3f}",
+                found["nearest_neighbour"][str(i)], " | ".join(references[str(i)]),
+            ])  # fmt: skip
+    return scores
+
+
+def prediction(source: str, hypotheses: Sequence[Hypothesis], vocab: Vocabulary) -> dict[str, Any]:
+    """What predict reports for one input: its best caption and the n best with their
+    log-probabilities."""
+    return {
+        "input": source,
+        "caption": " ".join(vocab.decode(hypotheses[0].tokens)),
+        "n_best": [
+            {"caption": " ".join(vocab.decode(h.tokens)), "log_prob": round(h.log_prob, 4)}
+            for h in hypotheses
+        ],
+    }
 
 
 def texts_of(result: BeamResult, vocab: Vocabulary) -> list[str]:

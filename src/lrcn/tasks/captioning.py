@@ -11,7 +11,6 @@ feature space. ``predict`` captions any images and can draw attention maps.
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -40,10 +39,12 @@ from lrcn.models.captioning import (
 from lrcn.tasks._common import feature_cache, fill_feature_cache, resolve_device
 from lrcn.tasks._sentences import (
     SentenceTask,
-    baselines,
+    decode_batches,
+    prediction,
     prepare_vocabulary,
     references_of,
-    texts_of,
+    score_captions,
+    validation_scores,
 )
 from lrcn.tasks.base import (
     Log,
@@ -152,28 +153,10 @@ def caption_items(
 ) -> BeamResult:
     """Decode ``count`` inputs in batches (all beams of a batch in one tensor)."""
     model.eval()
-    hypotheses = []
-    with torch.inference_mode():
-        for start in range(0, count, batch_size):
-            batch = torch.stack(
-                [source(i) for i in range(start, min(count, start + batch_size))]
-            ).to(device)
-            feats = batch if features else model.features(batch)
-            result = beam_search(
-                model.step,
-                model.init_state(feats),
-                len(batch),
-                vocab.start_id,
-                vocab.end_id,
-                beam_size,
-                max_len,
-                alpha,
-                n_best,
-            )
-            hypotheses += result.hypotheses
-            if progress is not None:
-                progress("captioning", min(count, start + batch_size), count)
-    return BeamResult(hypotheses)
+    return decode_batches(
+        model.step, lambda batch: model.init_state(batch if features else model.features(batch)),
+        source, count, vocab, device, beam_size, max_len, alpha, n_best, batch_size, progress,
+    )  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------
@@ -283,15 +266,11 @@ class CaptioningTask(SentenceTask[CaptioningConfig]):
         references = references_of(val_items)
 
         def validate(m: nn.Module) -> dict[str, float]:
-            from lrcn.metrics.captioning import caption_metrics
-
             assert isinstance(m, ImageCaptioner)
             result = caption_items(
                 m, val_source, len(val_items), features, vocab, device, 1, config.decode.max_len
             )
-            texts = {str(i): t for i, t in enumerate(texts_of(result, vocab))}
-            scores = caption_metrics(references, texts, full=False)
-            return {"val_bleu4": scores["bleu4"], "val_cider": scores["cider"]}
+            return validation_scores(result, vocab, references)
 
         return TrainingSetup(
             train_set=dataset,
@@ -342,8 +321,6 @@ class CaptioningTask(SentenceTask[CaptioningConfig]):
         progress: Progress | None,
     ) -> dict[str, Any]:
         """Caption a split with beam search; score it and two baselines with pycocoevalcap."""
-        from lrcn.metrics.captioning import caption_metrics
-
         vocab = bundle.extras_as(CaptioningExtras).vocabulary()
         device = resolve_device(config.train.device)
         model = bundle.model.to(device)
@@ -363,27 +340,11 @@ class CaptioningTask(SentenceTask[CaptioningConfig]):
             model, source, len(items), features, vocab, device, beam, d.max_len,
             d.length_penalty, progress=progress,
         )  # fmt: skip
-        texts = texts_of(result, vocab)
-        references = references_of(items)
-        scores = {"model": caption_metrics(references, {str(i): t for i, t in enumerate(texts)})}
-        pooled = _pooled(source, len(items), features, model, device)
-        train_pooled = _pooled(train_source, len(train_items), features, model, device)
-        found = baselines(train_items, pooled, train_pooled)
-        for name, captions in found.items():
-            scores[name] = caption_metrics(references, captions)
-        nearest = found["nearest_neighbour"]
-        out.mkdir(parents=True, exist_ok=True)
-        with (out / "captions.csv").open("w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(
-                ["image", "caption", "log_prob", "nearest_neighbour_caption", "references"]
-            )
-            for i, item in enumerate(items):
-                hyp = result.hypotheses[i][0]
-                writer.writerow([
-                    str(item.image), texts[i], f"{hyp.log_prob:.3f}", nearest[str(i)],
-                    " | ".join(references[str(i)]),
-                ])  # fmt: skip
+        scores = score_captions(
+            items, [str(item.image) for item in items], result, vocab,
+            _pooled(source, len(items), features, model, device), train_items,
+            _pooled(train_source, len(train_items), features, model, device), out, "image",
+        )  # fmt: skip
         summary = {
             "split": split,
             "epoch": bundle.epoch,
@@ -437,14 +398,7 @@ class CaptioningTask(SentenceTask[CaptioningConfig]):
                     config.decode.max_len, config.decode.length_penalty, n_best,
                 )  # fmt: skip
             hyps = found.hypotheses[0]
-            entry: dict[str, Any] = {
-                "input": str(path),
-                "caption": " ".join(vocab.decode(hyps[0].tokens)),
-                "n_best": [
-                    {"caption": " ".join(vocab.decode(h.tokens)), "log_prob": round(h.log_prob, 4)}
-                    for h in hyps
-                ],
-            }
+            entry = prediction(str(path), hyps, vocab)
             if attention_dir is not None:
                 entry["attention"] = str(
                     _draw_attention(

@@ -13,7 +13,6 @@ describes any video file.
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -45,10 +44,12 @@ from lrcn.models.video_captioning import VideoCaptioner, VideoCaptionModelConfig
 from lrcn.tasks._common import fill_feature_cache, resolve_device
 from lrcn.tasks._sentences import (
     SentenceTask,
-    baselines,
+    decode_batches,
+    prediction,
     prepare_vocabulary,
     references_of,
-    texts_of,
+    score_captions,
+    validation_scores,
 )
 from lrcn.tasks.base import (
     Log,
@@ -164,22 +165,16 @@ def describe(
     progress: Progress | None = None,
 ) -> BeamResult:
     """Decode ``count`` videos in batches (all beams of a batch in one tensor)."""
+
+    def start(feats: Tensor) -> dict[str, Tensor]:  # (B, T, D): every video has T frames
+        lengths = torch.full((len(feats),), feats.shape[1], dtype=torch.long, device=device)
+        return model.init_state(feats, lengths)
+
     model.eval()
-    hypotheses = []
-    with torch.inference_mode():
-        for start in range(0, count, batch_size):
-            feats = torch.stack(
-                [source(i) for i in range(start, min(count, start + batch_size))]
-            ).to(device)  # (B, T, D)
-            lengths = torch.full((len(feats),), feats.shape[1], dtype=torch.long, device=device)
-            result = beam_search(
-                model.step, model.init_state(feats, lengths), len(feats), vocab.start_id,
-                vocab.end_id, beam_size, decode.max_len, decode.length_penalty, n_best,
-            )  # fmt: skip
-            hypotheses += result.hypotheses
-            if progress is not None:
-                progress("describing", min(count, start + batch_size), count)
-    return BeamResult(hypotheses)
+    return decode_batches(
+        model.step, start, source, count, vocab, device, beam_size, decode.max_len,
+        decode.length_penalty, n_best, batch_size, progress,
+    )  # fmt: skip
 
 
 def _pooled(source: Source, count: int) -> Tensor:
@@ -239,13 +234,9 @@ class VideoCaptioningTask(SentenceTask[VideoCaptioningConfig]):
         references = references_of(val_items)
 
         def validate(m: nn.Module) -> dict[str, float]:
-            from lrcn.metrics.captioning import caption_metrics
-
             assert isinstance(m, VideoCaptioner)
             result = describe(m, val_source, len(val_items), vocab, device, config.decode, 1)
-            texts = {str(i): t for i, t in enumerate(texts_of(result, vocab))}
-            scores = caption_metrics(references, texts, full=False)
-            return {"val_bleu4": scores["bleu4"], "val_cider": scores["cider"]}
+            return validation_scores(result, vocab, references)
 
         return TrainingSetup(
             train_set=dataset,
@@ -294,8 +285,6 @@ class VideoCaptioningTask(SentenceTask[VideoCaptioningConfig]):
         progress: Progress | None,
     ) -> dict[str, Any]:
         """Describe a split with beam search; score it and two baselines with pycocoevalcap."""
-        from lrcn.metrics.captioning import caption_metrics
-
         vocab = bundle.extras_as(CaptioningExtras).vocabulary()
         device = resolve_device(config.train.device)
         model = bundle.model.to(device)
@@ -310,25 +299,11 @@ class VideoCaptioningTask(SentenceTask[VideoCaptioningConfig]):
         result = describe(
             model, source, len(items), vocab, device, config.decode, beam, progress=progress
         )
-        texts = texts_of(result, vocab)
-        references = references_of(items)
-        scores = {"model": caption_metrics(references, {str(i): t for i, t in enumerate(texts)})}
-        found = baselines(
-            train_items, _pooled(source, len(items)), _pooled(train_source, len(train_items))
-        )
-        for name, captions in found.items():
-            scores[name] = caption_metrics(references, captions)
-        out.mkdir(parents=True, exist_ok=True)
-        with (out / "captions.csv").open("w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(
-                ["video", "caption", "log_prob", "nearest_neighbour_caption", "references"]
-            )
-            for i, item in enumerate(items):
-                writer.writerow([
-                    str(item.path), texts[i], f"{result.hypotheses[i][0].log_prob:.3f}",
-                    found["nearest_neighbour"][str(i)], " | ".join(references[str(i)]),
-                ])  # fmt: skip
+        scores = score_captions(
+            items, [str(item.path) for item in items], result, vocab,
+            _pooled(source, len(items)), train_items, _pooled(train_source, len(train_items)),
+            out, "video",
+        )  # fmt: skip
         summary = {
             "split": split,
             "epoch": bundle.epoch,
@@ -377,15 +352,7 @@ class VideoCaptioningTask(SentenceTask[VideoCaptioningConfig]):
                     vocab.end_id, beam, config.decode.max_len, config.decode.length_penalty,
                     n_best,
                 )  # fmt: skip
-            hyps = found.hypotheses[0]
-            results.append({
-                "input": str(path),
-                "caption": " ".join(vocab.decode(hyps[0].tokens)),
-                "n_best": [
-                    {"caption": " ".join(vocab.decode(h.tokens)), "log_prob": round(h.log_prob, 4)}
-                    for h in hyps
-                ],
-            })  # fmt: skip
+            results.append(prediction(str(path), found.hypotheses[0], vocab))
         return results
 
 
