@@ -187,7 +187,81 @@ class LRCNDecoder(nn.Module):
         return self.classifier(hidden[:, 0]).log_softmax(dim=-1), new
 
 
-class ShowAttendTellDecoder(nn.Module):
+def masked_mean(features: Tensor, mask: Tensor | None) -> Tensor:
+    """``features (B, P, D)``, zero where ``mask (B, P)`` is False -> the mean of the kept
+    positions ``(B, D)``; every position without a mask."""
+    if mask is None:
+        return features.mean(dim=1)
+    return features.sum(dim=1) / mask.sum(dim=1, keepdim=True).to(features.dtype)
+
+
+class AttentionDecoder(nn.Module):
+    """Soft attention over a set of feature vectors at every word: the context vector (scaled
+    by the gate β = σ(f_β(h)) when ``gated``) and the embedded previous word feed an LSTM
+    cell; h0, c0 come from the mean feature. Show-Attend-and-Tell attends over an image's grid
+    positions, the temporal attention decoder (video_decoders.py) over a video's frames."""
+
+    def __init__(
+        self,
+        attention: SoftAttention,
+        feature_size: int,
+        vocab_size: int,
+        embed_size: int,
+        hidden_size: int,
+        dropout: float,
+        gated: bool,
+    ) -> None:
+        super().__init__()
+        self.attention = attention
+        self.word_embed = nn.Embedding(vocab_size, embed_size, padding_idx=0)
+        self.init_h = nn.Linear(feature_size, hidden_size)
+        self.init_c = nn.Linear(feature_size, hidden_size)
+        self.gate = nn.Linear(hidden_size, feature_size) if gated else None  # f_β
+        self.cell = LSTMCell(embed_size + feature_size, hidden_size)
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(hidden_size, vocab_size)
+
+    def _start(self, features: Tensor, mask: Tensor | None = None) -> State:
+        """``features (B, P, D)`` (zero where ``mask (B, P)`` is False): h0, c0 from the mean
+        of the positions kept, and the attention's projection done once."""
+        mean = masked_mean(features, mask)  # (B, D)
+        state = {
+            "h": torch.tanh(self.init_h(mean)),
+            "c": torch.tanh(self.init_c(mean)),
+            "features": features,
+            "projected": self.attention.project_features(features),
+        }
+        return state if mask is None else {**state, "mask": mask}
+
+    def _advance(self, words: Tensor, state: State) -> tuple[Tensor, Tensor, State]:
+        """One word ``(B, E)`` -> hidden ``(B, H)``, attention ``(B, P)``, the new state."""
+        context, alpha = self.attention(
+            state["features"], state["h"], mask=state.get("mask"), projected=state["projected"]
+        )  # (B, D), (B, P)
+        if self.gate is not None:
+            context = torch.sigmoid(self.gate(state["h"])) * context  # (B, D), gated
+        h, c = self.cell(torch.cat([words, context], dim=1), (state["h"], state["c"]))
+        return h, alpha, {**state, "h": h, "c": c}
+
+    def _unroll(self, state: State, captions: Tensor) -> CaptionOutput:
+        """Teacher forcing from ``state``: logits and attention ``(B, L-1, P)`` per word."""
+        words = self.word_embed(captions[:, :-1])  # (B, L-1, E)
+        hiddens, alphas = [], []
+        for w in words.unbind(1):  # attention depends on h, so the steps run one by one
+            h, alpha, state = self._advance(w, state)
+            hiddens.append(h)
+            alphas.append(alpha)
+        logits = self.classifier(self.dropout(torch.stack(hiddens, dim=1)))  # (B, L-1, V)
+        return CaptionOutput(logits, torch.stack(alphas, dim=1))  # alphas (B, L-1, P)
+
+    def step(self, tokens: Tensor, state: State) -> tuple[Tensor, State]:
+        """``tokens (N,)`` -> ``log_probs (N, V)`` and the new state, with this word's
+        attention as ``alpha (N, P)`` (for plots)."""
+        h, alpha, state = self._advance(self.word_embed(tokens), state)
+        return self.classifier(h).log_softmax(dim=-1), {**state, "alpha": alpha}
+
+
+class ShowAttendTellDecoder(AttentionDecoder):
     """Soft attention over the feature grid at every word, with the gating scalar β."""
 
     feature_kind: FeatureKind = "grid"
@@ -201,48 +275,18 @@ class ShowAttendTellDecoder(nn.Module):
         attention_size: int = 256,
         dropout: float = 0.5,
     ) -> None:
-        super().__init__()
-        self.attention = SoftAttention(feature_size, hidden_size, attention_size)
-        self.word_embed = nn.Embedding(vocab_size, embed_size, padding_idx=0)
-        self.init_h = nn.Linear(feature_size, hidden_size)
-        self.init_c = nn.Linear(feature_size, hidden_size)
-        self.gate = nn.Linear(hidden_size, feature_size)  # f_β
-        self.cell = LSTMCell(embed_size + feature_size, hidden_size)
-        self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(hidden_size, vocab_size)
+        attention = SoftAttention(feature_size, hidden_size, attention_size)
+        super().__init__(
+            attention, feature_size, vocab_size, embed_size, hidden_size, dropout, gated=True
+        )
 
     def init_state(self, features: Tensor) -> State:
         """``features (B, P, D)``: h0, c0 from the mean feature; the projection done once."""
-        mean = features.mean(dim=1)  # (B, D)
-        return {
-            "h": torch.tanh(self.init_h(mean)),
-            "c": torch.tanh(self.init_c(mean)),
-            "features": features,
-            "projected": self.attention.project_features(features),
-        }
-
-    def _advance(self, words: Tensor, state: State) -> tuple[Tensor, Tensor, State]:
-        """One word ``(B, E)`` -> hidden ``(B, H)``, attention ``(B, P)``, the new state."""
-        context, alpha = self.attention(state["features"], state["h"], projected=state["projected"])
-        context = torch.sigmoid(self.gate(state["h"])) * context  # (B, D), gated
-        h, c = self.cell(torch.cat([words, context], dim=1), (state["h"], state["c"]))
-        return h, alpha, {**state, "h": h, "c": c}
+        return self._start(features)
 
     def forward(self, features: Tensor, captions: Tensor) -> CaptionOutput:
         """``features (B, P, D)``, ``captions (B, L)`` -> logits and attention per step."""
-        state = self.init_state(features)
-        words = self.word_embed(captions[:, :-1])  # (B, L-1, E)
-        hiddens, alphas = [], []
-        for w in words.unbind(1):  # attention depends on h, so the steps run one by one
-            h, alpha, state = self._advance(w, state)
-            hiddens.append(h)
-            alphas.append(alpha)
-        logits = self.classifier(self.dropout(torch.stack(hiddens, dim=1)))  # (B, L-1, V)
-        return CaptionOutput(logits, torch.stack(alphas, dim=1))  # alphas (B, L-1, P)
-
-    def step(self, tokens: Tensor, state: State) -> tuple[Tensor, State]:
-        h, alpha, state = self._advance(self.word_embed(tokens), state)
-        return self.classifier(h).log_softmax(dim=-1), {**state, "alpha": alpha}
+        return self._unroll(self.init_state(features), captions)
 
 
 # --------------------------------------------------------------------------------------------

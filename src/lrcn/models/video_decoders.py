@@ -31,14 +31,16 @@ import torch
 from torch import Tensor, nn
 
 from lrcn.models.captioning import (
+    AttentionDecoder,
     CaptionOutput,
     FeatureKind,
     ShowAndTellDecoder,
     State,
     _batch_first_state,
     _layer_first,
+    masked_mean,
 )
-from lrcn.nn import LSTM, LSTMCell, TemporalAttention
+from lrcn.nn import LSTM, TemporalAttention
 
 __all__ = ["MeanPoolDecoder", "S2VTDecoder", "TemporalAttentionDecoder"]
 
@@ -62,11 +64,6 @@ def _real_frames(features: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         )
     mask = torch.arange(steps, device=features.device) < lengths.to(features.device).unsqueeze(1)
     return features.masked_fill(~mask.unsqueeze(2), 0.0), mask  # (B, T, D), (B, T)
-
-
-def _mean_of_real_frames(features: Tensor, mask: Tensor) -> Tensor:
-    """``features (B, T, D)`` with zeroed padding, ``mask (B, T)`` -> ``(B, D)``."""
-    return features.sum(dim=1) / mask.sum(dim=1, keepdim=True).to(features.dtype)
 
 
 # --------------------------------------------------------------------------------------------
@@ -100,7 +97,7 @@ class MeanPoolDecoder(nn.Module):
 
     def pool(self, features: Tensor, lengths: Tensor) -> Tensor:
         """``features (B, T, D)``, ``lengths (B,)`` -> the mean real frame ``(B, D)``."""
-        return _mean_of_real_frames(*_real_frames(features, lengths))
+        return masked_mean(*_real_frames(features, lengths))
 
     def forward(self, features: Tensor, lengths: Tensor, captions: Tensor) -> CaptionOutput:
         """``features (B, T, D)``, ``lengths (B,)``, ``captions (B, L)`` -> logits
@@ -214,13 +211,14 @@ class S2VTDecoder(nn.Module):
 # --------------------------------------------------------------------------------------------
 
 
-class TemporalAttentionDecoder(nn.Module):
+class TemporalAttentionDecoder(AttentionDecoder):
     """At every word, soft attention over the real frames gives a context vector that, with the
     embedded previous word, feeds an LSTM cell; h0, c0 come from the mean real frame.
 
-    The same loop as :class:`lrcn.models.captioning.ShowAttendTellDecoder` over frames instead
-    of grid positions, without SAT's gate β (Yao et al. feed the context straight in). Padded
-    frames are masked out of the softmax: their weight is exactly 0, the real frames' sum to 1.
+    :class:`lrcn.models.captioning.AttentionDecoder` (Show-Attend-and-Tell's loop) over frames
+    instead of grid positions, without SAT's gate β (Yao et al. feed the context straight in).
+    Padded frames are masked out of the softmax: their weight is exactly 0, the real frames'
+    sum to 1.
     """
 
     feature_kind: FeatureKind = "pooled"
@@ -234,51 +232,17 @@ class TemporalAttentionDecoder(nn.Module):
         attention_size: int = 256,
         dropout: float = 0.5,
     ) -> None:
-        super().__init__()
-        self.attention = TemporalAttention(feature_size, hidden_size, attention_size)
-        self.word_embed = nn.Embedding(vocab_size, embed_size, padding_idx=0)
-        self.init_h = nn.Linear(feature_size, hidden_size)
-        self.init_c = nn.Linear(feature_size, hidden_size)
-        self.cell = LSTMCell(embed_size + feature_size, hidden_size)
-        self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(hidden_size, vocab_size)
+        attention = TemporalAttention(feature_size, hidden_size, attention_size)
+        super().__init__(
+            attention, feature_size, vocab_size, embed_size, hidden_size, dropout, gated=False
+        )
 
     def init_state(self, features: Tensor, lengths: Tensor) -> State:
         """``h``, ``c`` ``(B, H)`` from the mean real frame; ``features (B, T, D)``, their
         projection ``(B, T, A)`` done once, and the frame ``mask (B, T)`` for every step."""
-        features, mask = _real_frames(features, lengths)
-        mean = _mean_of_real_frames(features, mask)  # (B, D)
-        return {
-            "h": torch.tanh(self.init_h(mean)),
-            "c": torch.tanh(self.init_c(mean)),
-            "features": features,
-            "projected": self.attention.project_features(features),
-            "mask": mask,
-        }
-
-    def _advance(self, words: Tensor, state: State) -> tuple[Tensor, Tensor, State]:
-        """One word ``(B, E)`` -> hidden ``(B, H)``, attention ``(B, T)``, the new state."""
-        context, alpha = self.attention(
-            state["features"], state["h"], mask=state["mask"], projected=state["projected"]
-        )  # (B, D), (B, T)
-        h, c = self.cell(torch.cat([words, context], dim=1), (state["h"], state["c"]))
-        return h, alpha, {**state, "h": h, "c": c}
+        return self._start(*_real_frames(features, lengths))
 
     def forward(self, features: Tensor, lengths: Tensor, captions: Tensor) -> CaptionOutput:
         """``features (B, T, D)``, ``lengths (B,)``, ``captions (B, L)`` -> logits
         ``(B, L-1, V)`` and attention ``alphas (B, L-1, T)``."""
-        state = self.init_state(features, lengths)
-        words = self.word_embed(captions[:, :-1])  # (B, L-1, E)
-        hiddens, alphas = [], []
-        for w in words.unbind(1):  # attention depends on h, so the steps run one by one
-            h, alpha, state = self._advance(w, state)
-            hiddens.append(h)
-            alphas.append(alpha)
-        logits = self.classifier(self.dropout(torch.stack(hiddens, dim=1)))  # (B, L-1, V)
-        return CaptionOutput(logits, torch.stack(alphas, dim=1))  # alphas (B, L-1, T)
-
-    def step(self, tokens: Tensor, state: State) -> tuple[Tensor, State]:
-        """``tokens (N,)`` -> ``log_probs (N, V)`` and the new state, with this word's
-        attention as ``alpha (N, T)`` (for plots)."""
-        h, alpha, state = self._advance(self.word_embed(tokens), state)
-        return self.classifier(h).log_softmax(dim=-1), {**state, "alpha": alpha}
+        return self._unroll(self.init_state(features, lengths), captions)
