@@ -68,12 +68,11 @@ class ActivityConfig(TaskConfig):
 def _frame_counts(
     items: Sequence[VideoItem], cache: FeatureCache | None, on_error: str, skipped: list[Problem]
 ) -> tuple[list[VideoItem], list[int]]:
-    """Frame count of every usable video (from the cache, else from the container); videos
-    already in ``skipped`` (e.g. by the extraction) are left out without a second entry."""
+    """Frame count of every usable video (from the cache, else from the container). A video
+    the cache has no entry for was skipped by the extraction, which reported it."""
     kept, counts = [], []
-    already = {problem.path for problem in skipped}
     for item in items:
-        if str(item.path) in already:
+        if cache is not None and not cache.has(item.path):
             continue
         try:
             count = (
