@@ -3,6 +3,7 @@
 from lrcn.nn.attention import AttentionOutput, SoftAttention, TemporalAttention
 from lrcn.nn.conv_lstm import ConvLSTM2d, ConvLSTMCell, ConvLSTMOutput
 from lrcn.nn.lstm import LSTM, RNN, LSTMCell, RNNCell
+from lrcn.nn.standardize import Standardize
 from lrcn.nn.time_distributed import TimeDistributed
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "LSTMCell",
     "RNNCell",
     "SoftAttention",
+    "Standardize",
     "TemporalAttention",
     "TimeDistributed",
 ]

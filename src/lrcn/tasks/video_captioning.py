@@ -39,6 +39,7 @@ from lrcn.data.sampling import uniform_indices
 from lrcn.data.video_io import VideoError, probe_video, read_frames
 from lrcn.data.vocab import Vocabulary
 from lrcn.decoding import BeamResult, beam_search
+from lrcn.errors import LrcnError
 from lrcn.models.captioning import CaptioningExtras, caption_loss
 from lrcn.models.video_captioning import VideoCaptioner, VideoCaptionModelConfig
 from lrcn.tasks._common import fill_feature_cache, resolve_device
@@ -224,6 +225,14 @@ class VideoCaptioningTask(SentenceTask[VideoCaptioningConfig]):
             config, model, split.train, device, skipped, log, progress
         )
         val_items, val_source = _sources(config, model, split.val, device, skipped, log, progress)
+        if not train_items:
+            raise LrcnError(
+                config.data.root,
+                "has no usable training video",
+                expected=("at least one training video that decodes (see the skipped ones above)"),
+            )
+        # on resume, the checkpoint's statistics replace these (the same numbers)
+        model.standardize.fit(train_source(i) for i in range(len(train_items)))
         dataset = CaptionPairs(train_items, train_source, vocab, config.data.max_len)
 
         def loss(m: nn.Module, batch: dict[str, Any]) -> tuple[Tensor, int]:
