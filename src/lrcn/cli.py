@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import os
+import typing
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,6 +16,7 @@ import typer
 from typer.core import TyperCommand
 
 from lrcn import __version__
+from lrcn.commands import BadParameter, Command, Group, Help, list_commands
 
 app = typer.Typer(
     name="lrcn",
@@ -200,8 +203,6 @@ class _TaskOptionsCommand(TyperCommand):
 def _typer_options(specs: list[Any]) -> list[Any]:
     """Click parameters for task options, made by typer itself from a function signature (so
     they look and parse like every other option), all defaulting to None (= not given)."""
-    import inspect
-
     parameters = []
     for option, tasks in specs:
         info = typer.Option(
@@ -411,97 +412,6 @@ def fuse(
         typer.echo(f"  {f['video_top1']:.3f}  fused, weights {shares}")
 
 
-@datasets_app.command("captions-from-csv")
-@_friendly_errors
-def datasets_captions_from_csv(
-    images: Annotated[Path, typer.Argument(help="Folder of your photos.")],
-    captions: Annotated[
-        Path, typer.Argument(help="CSV (or TSV) with 'image' and 'caption' columns.")
-    ],
-    out: Annotated[Path, typer.Option(help="Karpathy split JSON to write.")] = Path(
-        "captions.json"
-    ),
-    val_fraction: Annotated[float, typer.Option(help="Share of images for validation.")] = 0.1,
-    test_fraction: Annotated[float, typer.Option(help="Share of images for testing.")] = 0.1,
-    seed: Annotated[int, typer.Option(help="Seed of the split.")] = 0,
-) -> None:
-    """Turn a folder of photos and a CSV of captions into a Karpathy split JSON."""
-    from lrcn.data.formats.captions import csv_to_karpathy
-
-    counts = csv_to_karpathy(images, captions, out, val_fraction, test_fraction, seed)
-    typer.echo(f"{out}: " + ", ".join(f"{n} {s}" for s, n in counts.items()) + " images")
-    typer.echo(f"train with data.format=karpathy, data.annotations={out}, data.root={images}")
-
-
-@datasets_app.command("split-folders")
-@_friendly_errors
-def datasets_split_folders(
-    root: Annotated[Path, typer.Argument(help="Videos in <root>/<class>/.")],
-    out: Annotated[Path, typer.Option(help="Split file to write.")] = Path("split.txt"),
-    test_fraction: Annotated[float, typer.Option(help="Share of each class for testing.")] = 0.2,
-    seed: Annotated[int, typer.Option(help="Seed of the split.")] = 0,
-    group_pattern: Annotated[
-        str, typer.Option(help="Regex whose first group names a video's source.")
-    ] = r"_g(\d+)_",
-) -> None:
-    """Write a train/test split of a folder-per-class video set, keeping sources on one side."""
-    from lrcn.data.formats.folders import list_videos, make_split, write_split_file
-
-    classes, items = list_videos(root, group_pattern)
-    train, test = make_split(items, test_fraction, seed)
-    write_split_file(out, root, train, test)
-    groups = len({(i.label, i.group) for i in items})
-    typer.echo(f"{out}: {len(train)} train and {len(test)} test videos, {len(classes)} classes, ")
-    typer.echo(f"{groups} source groups kept whole")
-
-
-@demo_app.callback()
-def demo(
-    ctx: typer.Context,
-    out: Annotated[Path, typer.Option(help="Folder for the data, configs and runs.")] = Path(
-        "runs/demo"
-    ),
-    epochs: Annotated[int, typer.Option(min=1, help="Training epochs per model.")] = 12,
-) -> None:
-    """Activity recognition on built-in data: LRCN against the single-frame baseline."""
-    if ctx.invoked_subcommand is not None:
-        return
-    _friendly_errors(_activity_demo)(out, epochs)
-
-
-def _activity_demo(out: Path, epochs: int) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    from lrcn.demos.activity import run_activity_demo
-
-    results = run_activity_demo(out, epochs=epochs, log=_log)
-    first = results["lrcn"]["best"]
-    table = Table(
-        title=f"Order data set, split 1: {first['videos']} test videos (chance 0.25)",
-        caption="best/ is the epoch with the best validation video top-1; one frame shows "
-        "the objects, not their order",
-    )
-    for column in ("model", "video top-1, best/", "clip top-1, best/", "best epoch",
-                   "video top-1, last/"):  # fmt: skip
-        table.add_column(column, justify="right" if column != "model" else "left")
-    for name in ("lrcn", "single_frame"):
-        best, last = results[name]["best"], results[name]["last"]
-        table.add_row(
-            name, f"{best['video_top1']:.3f}", f"{best['clip_top1']:.3f}",
-            str(best["epoch"] + 1), f"{last['video_top1']:.3f}",
-        )  # fmt: skip
-    Console().print(table)
-    p = results["prediction"]
-    typer.echo(
-        f"LRCN on {p['input']}: "
-        + ", ".join(f"{t['class']} {t['probability']:.2f}" for t in p["top"][:2])
-    )
-    for name in ("lrcn", "single_frame"):
-        r = results[name]
-        typer.echo(f"{name}: {r['best']['outputs']['confusion']}  curves: {r['run']}/curves.png")
-
-
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"lrcn {__version__}")
@@ -518,94 +428,116 @@ def _main(
     """CNN+LSTM computer vision: the LRCN family of models."""
 
 
-def _parse_lengths(text: str) -> list[int]:
-    try:
-        lengths = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise typer.BadParameter(
-            f"expected comma-separated integers such as 5,10,20, got {text!r}"
-        ) from None
-    if not lengths or min(lengths) < 2:
-        raise typer.BadParameter(f"every length must be an integer >= 2, got {text!r}")
-    return sorted(set(lengths))
+# --------------------------------------------------------------------------------------------
+# `lrcn demo ...` and `lrcn datasets ...`: the functions registered in lrcn.commands
+# --------------------------------------------------------------------------------------------
+
+_GROUP_APPS: dict[Group, typer.Typer] = {"demo": demo_app, "datasets": datasets_app}
+_DEFAULT_DEMO = "activity"  # what plain `lrcn demo` runs (`make demo`)
 
 
-@demo_app.command("activity")
-def demo_activity(
-    out: Annotated[Path, typer.Option(help="Folder for the data, configs and runs.")] = Path(
-        "runs/demo"
-    ),
-    epochs: Annotated[int, typer.Option(min=1, help="Training epochs per model.")] = 12,
-) -> None:
-    """Activity recognition on built-in data: LRCN against the single-frame baseline."""
-    _friendly_errors(_activity_demo)(out, epochs)
+def add_command(typer_app: typer.Typer, command: Command) -> None:
+    """Add a registered command to ``typer_app`` under its name."""
+    typer_app.command(command.name, help=command.help)(_typer_function(command))
 
 
-@demo_app.command("captioning")
-def demo_captioning(
-    out: Annotated[Path, typer.Option(help="Folder for the data, config, run and PNGs.")] = Path(
-        "runs/demo-captioning"
-    ),
-    epochs: Annotated[int, typer.Option(min=1, help="Training epochs.")] = 15,
-) -> None:
-    """Image captioning on built-in images: Show-Attend-and-Tell with attention maps."""
-    _friendly_errors(_captioning_demo)(out, epochs)
+def _typer_function(command: Command, *, group_default: bool = False) -> Callable[..., None]:
+    """A function typer reads as a command: the registered function's parameters as typer
+    Arguments and Options (in ``__signature__``); it passes ``log`` when the function takes
+    one, prints what the function returns and reports its errors like every command does.
+    ``group_default``: a group's callback, which runs the command only when no subcommand
+    was named (plain ``lrcn demo``)."""
+    parameters, takes_log = _typer_parameters(command)
+
+    def run(**kwargs: Any) -> None:
+        ctx = kwargs.pop("ctx", None)
+        if ctx is not None and ctx.invoked_subcommand is not None:
+            return
+        if takes_log:
+            kwargs["log"] = _log
+        try:
+            result = command.function(**kwargs)
+        except BadParameter as err:  # a usage error, like a value of the wrong type
+            raise typer.BadParameter(str(err)) from None
+        _print_result(result)
+
+    wrapped = _friendly_errors(run)
+    if group_default:
+        ctx = inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)
+        parameters = [ctx, *parameters]
+    wrapped.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    return wrapped
 
 
-def _captioning_demo(out: Path, epochs: int) -> None:
-    from lrcn.demos.captioning import run_captioning_demo
-    from lrcn.tasks import get_task
+def _typer_parameters(command: Command) -> tuple[list[inspect.Parameter], bool]:
+    """The command's parameters, each ``Annotated[T, typer.Argument | typer.Option]``, and
+    whether it takes ``log``."""
+    hints = typing.get_type_hints(command.function, include_extras=True)
+    parameters, takes_log = [], False
+    for param in inspect.signature(command.function).parameters.values():
+        if param.name == "log":
+            takes_log = True
+            continue
+        kind, help_ = _annotated_help(command, param, hints.get(param.name))
+        info = _typer_info(help_, argument=param.default is param.empty)
+        parameters.append(
+            inspect.Parameter(
+                param.name,
+                inspect.Parameter.KEYWORD_ONLY,  # keyword-only: arguments may follow options
+                default=param.default,
+                annotation=Annotated[kind, info],
+            )
+        )
+    return parameters, takes_log
 
-    results = run_captioning_demo(out, epochs=epochs, log=_log)
-    get_task("captioning").render_evaluation(results["metrics"], typer.echo)
-    for c in results["captions"]:
-        typer.echo(f"{Path(c['input']).name}: {c['caption']}")
-        typer.echo(f"    reference: {c['references'][0]}")
-        typer.echo(f"    attention: {c['attention']}")
+
+def _annotated_help(command: Command, param: inspect.Parameter, hint: Any) -> tuple[Any, Help]:
+    """``(T, Help)`` of a parameter annotated ``Annotated[T, Help(...)]``; a TypeError naming
+    the function otherwise (a registration bug, caught by the tests of every command)."""
+    helps = [m for m in getattr(hint, "__metadata__", ()) if isinstance(m, Help)]
+    variadic = param.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    if typing.get_origin(hint) is not Annotated or len(helps) != 1 or variadic:
+        function = command.function
+        raise TypeError(
+            f"lrcn {command.group} {command.name}: parameter {param.name!r} of "
+            f"{function.__module__}.{function.__qualname__} must be declared "
+            f"'{param.name}: Annotated[<type>, Help(\"...\")]' (or be 'log')"
+        )
+    return typing.get_args(hint)[0], helps[0]
 
 
-@demo_app.command("gradients")
-@_friendly_errors
-def demo_gradients(
-    out: Annotated[Path, typer.Option(help="Folder for gradients.png and gradients.json.")] = Path(
-        "runs/demo-gradients"
-    ),
-    lengths: Annotated[
-        str, typer.Option(help="Comma-separated sequence lengths T to train on.")
-    ] = "5,10,20,40,80",
-    steps: Annotated[int, typer.Option(min=1, help="Training steps per model and length.")] = 600,
-    hidden_size: Annotated[int, typer.Option(min=1, help="Hidden units of both models.")] = 32,
-    seed: Annotated[int, typer.Option(help="Seed for data and initialisation.")] = 0,
-) -> None:
-    """Vanishing gradients: train a tanh RNN and an LSTM to recall a symbol seen T steps ago."""
-    from rich.console import Console
-    from rich.table import Table
+def _typer_info(help_: Help, *, argument: bool) -> Any:
+    if argument:
+        return typer.Argument(help=help_.text, min=help_.min, max=help_.max)
+    flags = (help_.flag,) if help_.flag else ()
+    return typer.Option(*flags, help=help_.text, min=help_.min, max=help_.max)
 
-    from lrcn.studies.gradients import StudyConfig, run_study, summary_rows, write_study
 
-    console = Console()
-    config = StudyConfig(
-        lengths=tuple(_parse_lengths(lengths)),
-        train_steps=steps,
-        hidden_size=hidden_size,
-        seed=seed,
-    )
-    with console.status("training") as status:
-        study = run_study(config, progress=lambda msg: status.update(f"training {msg}"))
-    png_path, json_path = write_study(study, out)
+def _print_result(result: Any) -> None:
+    """What a registered command returned: text is echoed, a list printed item by item, and
+    anything else (a rich Table) printed by rich."""
+    if result is None:
+        return
+    if isinstance(result, list | tuple):
+        for part in result:
+            _print_result(part)
+    elif isinstance(result, str):
+        typer.echo(result)
+    else:
+        from rich.console import Console
 
-    table = Table(title=f"Recall the first of T symbols (chance {study['chance']:.2f})")
-    table.add_column("T", justify="right")
-    for kind in config.kinds:
-        table.add_column(f"{kind.upper()} accuracy", justify="right")
-        table.add_column(f"{kind.upper()} ‖∂L/∂x_first‖ / ‖∂L/∂x_last‖", justify="right")
-    for row in summary_rows(study):
-        cells = [str(row["T"])]
-        for kind in config.kinds:
-            cells += [f"{row[f'{kind}_accuracy']:.2f}", f"{row[f'{kind}_first_step_gradient']:.1e}"]
-        table.add_row(*cells)
-    console.print(table)
-    typer.echo(f"plot:    {png_path}\nnumbers: {json_path}")  # unwrapped, for copy-paste
+        Console().print(result)
+
+
+def _add_registered_commands() -> None:
+    for group, typer_app in _GROUP_APPS.items():
+        for command in list_commands(group):
+            add_command(typer_app, command)
+    default = next(c for c in list_commands("demo") if c.name == _DEFAULT_DEMO)
+    demo_app.callback()(_typer_function(default, group_default=True))
+
+
+_add_registered_commands()
 
 
 def main() -> None:

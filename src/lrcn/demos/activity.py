@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
 
-__all__ = ["DEMO_MODELS", "demo_config", "run_activity_demo"]
+from lrcn.commands import Help, register_demo
+
+__all__ = ["DEMO_MODELS", "activity_demo", "demo_config", "run_activity_demo"]
 
 DEMO_MODELS = ("lrcn", "single_frame")
 
@@ -90,3 +92,42 @@ def run_activity_demo(
     test_video = sorted((data_root / "CircleThenSquare").glob("*_g01_*.avi"))[0]
     results["prediction"] = predict_run(out / "runs" / "lrcn", [test_video])[1][0]
     return results
+
+
+@register_demo("activity")
+def activity_demo(
+    out: Annotated[Path, Help("Folder for the data, configs and runs.")] = Path("runs/demo"),
+    epochs: Annotated[int, Help("Training epochs per model.", min=1)] = 12,
+    log: Callable[[str], None] = print,
+) -> list[Any]:
+    """Activity recognition on built-in data: LRCN against the single-frame baseline."""
+    results = run_activity_demo(out, epochs=epochs, log=log)
+    p = results["prediction"]
+    top = ", ".join(f"{t['class']} {t['probability']:.2f}" for t in p["top"][:2])
+    lines = [f"LRCN on {p['input']}: {top}"]
+    for name in DEMO_MODELS:
+        r = results[name]
+        lines.append(f"{name}: {r['best']['outputs']['confusion']}  curves: {r['run']}/curves.png")
+    return [_results_table(results), *lines]
+
+
+def _results_table(results: dict[str, Any]) -> Any:
+    """Both models side by side: best/ (chosen on validation) against last/."""
+    from rich.table import Table
+
+    first = results["lrcn"]["best"]
+    table = Table(
+        title=f"Order data set, split 1: {first['videos']} test videos (chance 0.25)",
+        caption="best/ is the epoch with the best validation video top-1; one frame shows "
+        "the objects, not their order",
+    )
+    for column in ("model", "video top-1, best/", "clip top-1, best/", "best epoch",
+                   "video top-1, last/"):  # fmt: skip
+        table.add_column(column, justify="right" if column != "model" else "left")
+    for name in DEMO_MODELS:
+        best, last = results[name]["best"], results[name]["last"]
+        table.add_row(
+            name, f"{best['video_top1']:.3f}", f"{best['clip_top1']:.3f}",
+            str(best["epoch"] + 1), f"{last['video_top1']:.3f}",
+        )  # fmt: skip
+    return table

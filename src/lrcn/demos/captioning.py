@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
 
-__all__ = ["run_captioning_demo"]
+from lrcn.commands import Help, register_demo
+
+__all__ = ["captioning_demo", "run_captioning_demo"]
 
 
 def _config(data: Path, epochs: int) -> dict[str, Any]:
@@ -58,3 +60,24 @@ def run_captioning_demo(
     for caption, item in zip(captions, test, strict=True):
         caption["references"] = [" ".join(c) for c in item.captions[:2]]
     return {"run": str(run), "metrics": metrics, "captions": captions}
+
+
+@register_demo("captioning")
+def captioning_demo(
+    out: Annotated[Path, Help("Folder for the data, config, run and PNGs.")] = Path(
+        "runs/demo-captioning"
+    ),
+    epochs: Annotated[int, Help("Training epochs.", min=1)] = 15,
+    log: Callable[[str], None] = print,
+) -> list[str]:
+    """Image captioning on built-in images: Show-Attend-and-Tell with attention maps."""
+    from lrcn.tasks import get_task
+
+    results = run_captioning_demo(out, epochs=epochs, log=log)
+    lines: list[str] = []
+    get_task("captioning").render_evaluation(results["metrics"], lines.append)
+    for c in results["captions"]:
+        lines.append(f"{Path(c['input']).name}: {c['caption']}")
+        lines.append(f"    reference: {c['references'][0]}")
+        lines.append(f"    attention: {c['attention']}")
+    return lines

@@ -85,7 +85,7 @@ def _index_videos(folders: list[Path]) -> dict[str, Path]:
 
 _MSRVTT_2016 = ("train_val_videodatainfo.json", "test_videodatainfo.json")
 _MSRVTT_2017 = "videodatainfo_2017.json"
-_MSRVTT_FOLDERS = ("TrainValVideo", "TestVideo", "videos")
+_MSRVTT_FOLDERS = ("TrainValVideo", "TestVideo", "videos", ".")
 _MSRVTT_SPLITS = {"train": "train", "validate": "val", "test": "test"}
 
 
@@ -135,7 +135,8 @@ def read_msrvtt(root: str | Path, on_error: OnError = "raise") -> VideoCaptionSp
     is returned as ``val``; items keep the order of ``videos[]``.
 
     Videos: ``<video_id>`` with suffix .mp4, .avi, .mkv or .webm in ``TrainValVideo/``,
-    ``TestVideo/`` or ``videos/`` (whatever the video's split: people re-pack the archives).
+    ``TestVideo/``, ``videos/`` or ``root`` itself (whatever the video's split: people re-pack
+    the archives).
     """
     root = Path(root)
     require_root(root)
@@ -211,7 +212,8 @@ def read_msrvtt(root: str | Path, on_error: OnError = "raise") -> VideoCaptionSp
                     path,
                     f"videos[{n}] ({video_id}): video not found; expected "
                     f"{root / _MSRVTT_FOLDERS[0] / video_id}.mp4 (or "
-                    f"{'/'.join(VIDEO_SUFFIXES)} in {', '.join(_MSRVTT_FOLDERS)})",
+                    f"{'/'.join(VIDEO_SUFFIXES)} in "
+                    f"{', '.join(f for f in _MSRVTT_FOLDERS if f != '.')})",
                 )
             if not captions.get(video_id):
                 raise DataError(

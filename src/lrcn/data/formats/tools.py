@@ -1,0 +1,112 @@
+"""``lrcn datasets ...``: prepare data sets on disk (splits, caption and annotation files).
+
+Each tool is one call into a format module, registered in :mod:`lrcn.commands`; what it
+returns is what the command prints, ending with the config keys to train with. The format
+modules are imported inside the tools, so ``lrcn --help`` reads this module cheaply.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from lrcn.commands import Help, register_dataset_tool
+
+__all__ = ["captions_from_csv", "msvd_split", "split_folders", "videos_from_csv"]
+
+
+@register_dataset_tool("captions-from-csv")
+def captions_from_csv(
+    images: Annotated[Path, Help("Folder of your photos.")],
+    captions: Annotated[Path, Help("CSV (or TSV) with 'image' and 'caption' columns.")],
+    out: Annotated[Path, Help("Karpathy split JSON to write.")] = Path("captions.json"),
+    val_fraction: Annotated[float, Help("Share of images for validation.")] = 0.1,
+    test_fraction: Annotated[float, Help("Share of images for testing.")] = 0.1,
+    seed: Annotated[int, Help("Seed of the split.")] = 0,
+) -> list[str]:
+    """Turn a folder of photos and a CSV of captions into a Karpathy split JSON."""
+    from lrcn.data.formats.captions import csv_to_karpathy
+
+    counts = csv_to_karpathy(images, captions, out, val_fraction, test_fraction, seed)
+    return [
+        f"{out}: " + ", ".join(f"{n} {s}" for s, n in counts.items()) + " images",
+        f"train with data.format=karpathy, data.annotations={out}, data.root={images}",
+    ]
+
+
+@register_dataset_tool("split-folders")
+def split_folders(
+    root: Annotated[Path, Help("Videos in <root>/<class>/.")],
+    out: Annotated[Path, Help("Split file to write.")] = Path("split.txt"),
+    test_fraction: Annotated[float, Help("Share of each class for testing.")] = 0.2,
+    seed: Annotated[int, Help("Seed of the split.")] = 0,
+    group_pattern: Annotated[str, Help("Regex whose first group names a video's source.")] = (
+        r"_g(\d+)_"
+    ),
+) -> list[str]:
+    """Write a train/test split of a folder-per-class video set, keeping sources on one side."""
+    from lrcn.data.formats.folders import list_videos, make_split, write_split_file
+
+    classes, items = list_videos(root, group_pattern)
+    train, test = make_split(items, test_fraction, seed)
+    write_split_file(out, root, train, test)
+    groups = len({(i.label, i.group) for i in items})
+    return [
+        f"{out}: {len(train)} train and {len(test)} test videos, {len(classes)} classes, ",
+        f"{groups} source groups kept whole",
+    ]
+
+
+@register_dataset_tool("videos-from-csv")
+def videos_from_csv(
+    videos: Annotated[Path, Help("Folder of your videos (.mp4 .avi .mkv .webm).")],
+    captions: Annotated[
+        Path, Help("CSV (or TSV) with 'video' (file name in VIDEOS) and 'caption' columns.")
+    ],
+    out: Annotated[
+        Path | None,
+        Help(
+            "MSR-VTT annotation file to write: VIDEOS/videodatainfo_2017.json (the default), "
+            "or in VIDEOS's parent when VIDEOS is named videos."
+        ),
+    ] = None,
+    val_fraction: Annotated[
+        float, Help("Share of videos for validation (at least one).", min=0.0, max=1.0)
+    ] = 0.1,
+    test_fraction: Annotated[
+        float, Help("Share of videos for testing (at least one).", min=0.0, max=1.0)
+    ] = 0.2,
+    seed: Annotated[int, Help("Seed of the split.")] = 0,
+) -> list[str]:
+    """Turn a folder of videos and a CSV of captions into an MSR-VTT annotation file (split
+    per video)."""
+    from lrcn.data.formats.video_csv import videos_csv_to_msrvtt
+
+    written = videos_csv_to_msrvtt(videos, captions, out, val_fraction, test_fraction, seed)
+    counts = ", ".join(f"{n} {side}" for side, n in written.videos.items())
+    return [
+        f"{written.path}: {counts} videos ({written.sentences} sentences)",
+        f"train with data.format=msrvtt, data.root={written.root}",
+    ]
+
+
+@register_dataset_tool("msvd-split")
+def msvd_split(
+    root: Annotated[Path, Help("The MSVD folder, with YouTubeClips/ and its sentence file.")],
+    out: Annotated[
+        Path | None, Help("Split file to write (default: ROOT/msvd_split.json).")
+    ] = None,
+) -> list[str]:
+    """Write a train/val/test split of the MSVD clips: the papers' 1200/100/670 sizes over the
+    sorted clip names (not the papers' exact clips)."""
+    import json
+
+    from lrcn.data.formats.video_captions import write_msvd_split
+
+    path = write_msvd_split(root, out)
+    split = json.loads(path.read_text())
+    counts = ", ".join(f"{len(split[side])} {side}" for side in ("train", "val", "test"))
+    return [
+        f"{path}: {counts} clips",
+        f"train with data.format=msvd, data.root={root}, data.split_file={path}",
+    ]
