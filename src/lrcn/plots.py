@@ -5,7 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["plot_attention", "plot_confusion", "plot_curves", "save_figure"]
+__all__ = [
+    "plot_attention",
+    "plot_confusion",
+    "plot_curves",
+    "plot_frame_attention",
+    "save_figure",
+]
 
 
 def save_figure(fig: Any, path: Any, dpi: int = 110) -> None:
@@ -142,4 +148,44 @@ def plot_attention(
         f"attention per word; lit = attended (uniform weight would be {uniform:.3f})", fontsize=11
     )
     fig.tight_layout()
+    return fig
+
+
+def plot_frame_attention(
+    frames: Any, alphas: Any, words: Sequence[str], frame_numbers: Sequence[int] | None = None
+) -> Any:
+    """A video's sampled frames in a strip, and under each one how much every word attended
+    to it: a word-by-frame grid whose columns line up with the frames above.
+
+    Args:
+        frames: ``uint8 (T, H, W, 3)``, the frames the model saw, in order.
+        alphas: ``(L, T)``, one row of attention weights per word (each row sums to 1).
+        words: the L generated words.
+        frame_numbers: each frame's index in the video, for the column labels.
+    """
+    import numpy as np
+
+    plt = _pyplot()
+    frames = np.asarray(frames)
+    alphas = np.asarray(alphas, dtype=np.float32)
+    steps, height, width = frames.shape[:3]
+    if alphas.shape != (len(words), steps):
+        raise ValueError(f"alphas must be ({len(words)}, {steps}), got {alphas.shape}")
+    strip = np.concatenate(list(frames), axis=1)  # (H, T*W, 3)
+    column = 0.42  # inches per frame
+    fig, (top, grid) = plt.subplots(
+        2, 1, figsize=(max(6.0, 1.6 + column * steps), 1.2 + 0.28 * len(words) + column),
+        gridspec_kw={"height_ratios": [column * height / width, 0.28 * len(words)]},
+    )  # fmt: skip
+    top.imshow(strip, extent=(-0.5, steps - 0.5, 0, 1), aspect="auto")
+    top.set_axis_off()
+    top.set_title("sampled frames, and each word's attention over them", fontsize=10)
+    shown = grid.imshow(alphas, aspect="auto", cmap="magma", vmin=0, vmax=float(alphas.max()))
+    grid.set_xlim(-0.5, steps - 0.5)
+    grid.set_yticks(range(len(words)), words, fontsize=9)
+    numbers = list(frame_numbers) if frame_numbers is not None else list(range(steps))
+    every = max(1, steps // 16)
+    grid.set_xticks(range(0, steps, every), [str(n) for n in numbers[::every]], fontsize=8)
+    grid.set_xlabel(f"frame (uniform weight would be {1 / steps:.3f})", fontsize=9)
+    fig.colorbar(shown, ax=[top, grid], fraction=0.02, pad=0.01, label="attention")
     return fig

@@ -24,7 +24,7 @@ from pydantic import Field
 from torch import Tensor, nn
 
 from lrcn.checkpoint import Bundle
-from lrcn.config import DecodeConfig, StrictConfig, TrainConfig
+from lrcn.config import ConfigError, DecodeConfig, StrictConfig, TrainConfig
 from lrcn.data.captions import CaptionPairs, collate_pairs
 from lrcn.data.features import FeatureCache
 from lrcn.data.flow import flow_at
@@ -42,6 +42,7 @@ from lrcn.decoding import BeamResult, beam_search
 from lrcn.errors import LrcnError
 from lrcn.models.captioning import CaptioningExtras, caption_loss
 from lrcn.models.video_captioning import VideoCaptioner, VideoCaptionModelConfig
+from lrcn.models.video_decoders import TemporalAttentionDecoder
 from lrcn.tasks._common import fill_feature_cache, resolve_device
 from lrcn.tasks._sentences import (
     SentenceTask,
@@ -57,6 +58,7 @@ from lrcn.tasks.base import (
     Prepared,
     Progress,
     TaskConfig,
+    TaskOption,
     TrainingSetup,
     register_task,
 )
@@ -197,12 +199,45 @@ def _collate(batch: list[tuple[Tensor, list[int]]]) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 
 
+def _draw_frame_attention(
+    model: VideoCaptioner,
+    feats: Tensor,
+    tokens: list[int],
+    video: Path,
+    frames: int,
+    vocab: Vocabulary,
+    out_dir: Path,
+) -> Path:
+    """Teacher-force the chosen words to collect each word's attention over the frames, and
+    draw it under the sampled RGB frames: ``<video>-attention.png`` in ``out_dir``."""
+    from lrcn.plots import plot_frame_attention, save_figure
+
+    words = [t for t in tokens if t != vocab.end_id]
+    captions = torch.tensor([[vocab.start_id, *words]], device=feats.device)  # (1, L)
+    lengths = torch.tensor([feats.shape[1]], device=feats.device)
+    with torch.inference_mode():
+        alphas = model(feats, lengths, captions).alphas  # (1, L-1, T)
+    assert alphas is not None
+    indices = uniform_indices(probe_video(video).num_frames, frames)
+    figure = plot_frame_attention(
+        read_frames(video, indices), alphas[0].cpu().numpy(), vocab.decode(words), indices
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{video.stem}-attention.png"
+    save_figure(figure, path)
+    return path
+
+
 class VideoCaptioningTask(SentenceTask[VideoCaptioningConfig]):
     """A sequence of frames in, a sentence out: mean-pool, S2VT, temporal attention."""
 
     name = "video_captioning"
     config_class = VideoCaptioningConfig
     noun = "videos"
+    predict_options = (
+        *SentenceTask.predict_options,
+        TaskOption("attention", Path, "folder for attention strips (temporal_attention)"),
+    )
 
     def prepare(self, config: VideoCaptioningConfig, log: Log) -> Prepared:
         d = config.data
@@ -335,11 +370,20 @@ class VideoCaptioningTask(SentenceTask[VideoCaptioningConfig]):
         inputs: Sequence[Path],
         options: dict[str, Any],
     ) -> list[dict[str, Any]]:
-        """Describe each video file (its ``data.frames`` evenly spread frames, beam search)."""
+        """Describe each video file (its ``data.frames`` evenly spread frames, beam search).
+        With ``attention``, a temporal-attention model also saves ``<video>-attention.png``:
+        the sampled frames and, per word, its attention over them."""
         vocab = bundle.extras_as(CaptioningExtras).vocabulary()
         device = resolve_device("auto")
         model = bundle.model.to(device).eval()
         assert isinstance(model, VideoCaptioner)
+        attention_dir = options.get("attention")
+        if attention_dir is not None and not isinstance(model.decoder, TemporalAttentionDecoder):
+            raise ConfigError(
+                "--attention",
+                f"needs an attention model; {config.model.name} has no attention over frames",
+                expected="a temporal_attention run",
+            )
         beam = options.get("beam") or config.decode.beam_size
         n_best = min(options.get("n_best", 1), beam)
         loads = [STREAMS[stream](config.data.frames) for stream in model.inputs.split("+")]
@@ -361,7 +405,13 @@ class VideoCaptioningTask(SentenceTask[VideoCaptioningConfig]):
                     vocab.end_id, beam, config.decode.max_len, config.decode.length_penalty,
                     n_best,
                 )  # fmt: skip
-            results.append(prediction(str(path), found.hypotheses[0], vocab))
+            entry = prediction(str(path), found.hypotheses[0], vocab)
+            if attention_dir is not None:
+                entry["attention"] = str(_draw_frame_attention(
+                    model, feats, found.hypotheses[0][0].tokens, Path(path), config.data.frames,
+                    vocab, Path(attention_dir),
+                ))  # fmt: skip
+            results.append(entry)
         return results
 
 
