@@ -35,11 +35,12 @@ __all__ = [
 @dataclass(frozen=True)
 class ModelFamily(Generic[E]):
     """The models of one task: ``extras`` is the bundle's typed extras class, ``sizes`` turns
-    extras into the builder's size arguments (e.g. ``{"num_classes": 101}``)."""
+    extras into size arguments (e.g. ``{"num_classes": 101}``); each builder gets those it
+    takes."""
 
     task: str
     extras: type[E]
-    sizes: Callable[[E], dict[str, int]]
+    sizes: Callable[[E], dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -114,4 +115,5 @@ def build_model(
     backbone = backbone_from_config(values, pretrained)
     takes = inspect.signature(entry.builder).parameters
     kwargs = {k: v for k, v in values.items() if k in takes and k != "backbone"}
-    return entry.builder(backbone=backbone, **entry.family.sizes(extras), **kwargs)
+    sizes = {k: v for k, v in entry.family.sizes(extras).items() if k in takes}
+    return entry.builder(backbone=backbone, **sizes, **kwargs)

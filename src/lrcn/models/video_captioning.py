@@ -21,12 +21,13 @@ of the training split's frames (:class:`lrcn.nn.Standardize`, fitted by the task
 bundle): RGB and flow features differ in scale, and unscaled, the RGB stream drowns the flow
 stream (on the motion demo an RGB+flow S2VT then names directions at chance).
 
-The bundle carries the vocabulary, as image captioning's does (:class:`CaptioningExtras`).
+The bundle carries the vocabulary, as image captioning's does (:class:`CaptioningExtras`), and
+for the visual-tuple models of :mod:`lrcn.models.tuple_captioning` the tuple slots.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 from torch import Tensor, nn
@@ -42,7 +43,12 @@ State = dict[str, Tensor]
 Inputs = Literal["rgb", "flow", "rgb+flow"]
 Decoder = MeanPoolDecoder | S2VTDecoder | TemporalAttentionDecoder
 
-__all__ = ["VIDEO_CAPTIONING", "VideoCaptionModelConfig", "VideoCaptioner"]
+__all__ = [
+    "VIDEO_CAPTIONING",
+    "VideoCaptionModelConfig",
+    "VideoCaptioner",
+    "VideoCaptioningExtras",
+]
 
 
 class VideoCaptioner(nn.Module):
@@ -122,9 +128,23 @@ VideoCaptionModelConfig = Annotated[
     MeanPoolConfig | S2VTConfig | TemporalAttentionConfig, Field(discriminator="name")
 ]
 
-VIDEO_CAPTIONING = ModelFamily(
-    "video_captioning", CaptioningExtras, lambda e: {"vocab_size": len(e.vocab.words)}
-)
+
+class VideoCaptioningExtras(CaptioningExtras):
+    """A video captioner's bundle: the vocabulary and, for the tuple models, the slots and
+    words of the visual tuples it reads (the layout of its input vector)."""
+
+    tuple_slots: dict[str, list[str]] | None = None
+
+
+def _sizes(extras: VideoCaptioningExtras) -> dict[str, Any]:
+    slots = extras.tuple_slots
+    return {
+        "vocab_size": len(extras.vocab.words),
+        "slot_sizes": None if slots is None else [len(words) for words in slots.values()],
+    }
+
+
+VIDEO_CAPTIONING = ModelFamily("video_captioning", VideoCaptioningExtras, _sizes)
 
 
 # --------------------------------------------------------------------------------------------

@@ -16,32 +16,47 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
 from pydantic import Field
 from torch import Tensor, nn
 
+from lrcn.backbones import Preprocess
 from lrcn.checkpoint import Bundle
 from lrcn.config import ConfigError, DecodeConfig, StrictConfig, TrainConfig
 from lrcn.data.captions import CaptionPairs, collate_pairs
 from lrcn.data.features import FeatureCache
 from lrcn.data.flow import flow_at
+from lrcn.data.formats.tuples import VideoTuples, read_tuples
 from lrcn.data.formats.video_captions import (
     VideoCaptionItem,
     VideoCaptionSplit,
     read_msrvtt,
     read_msvd,
 )
-from lrcn.data.items import Problem, require_root
+from lrcn.data.items import DataError, Problem, require_root
 from lrcn.data.sampling import uniform_indices
 from lrcn.data.video_io import VideoError, probe_video, read_frames
 from lrcn.data.vocab import Vocabulary
 from lrcn.decoding import BeamResult, beam_search
 from lrcn.errors import LrcnError
-from lrcn.models.captioning import CaptioningExtras, caption_loss
-from lrcn.models.video_captioning import VideoCaptioner, VideoCaptionModelConfig
+from lrcn.models.captioning import caption_loss
+from lrcn.models.tuple_captioning import (
+    TupleCaptioner,
+    TupleEncoderDecoderConfig,
+    TupleModelConfig,
+    TupleOneHotConfig,
+    TupleProbabilitiesConfig,
+)
+from lrcn.models.video_captioning import (
+    MeanPoolConfig,
+    S2VTConfig,
+    TemporalAttentionConfig,
+    VideoCaptioner,
+    VideoCaptioningExtras,
+)
 from lrcn.models.video_decoders import TemporalAttentionDecoder
 from lrcn.tasks._common import fill_feature_cache, resolve_device
 from lrcn.tasks._sentences import (
@@ -63,21 +78,28 @@ from lrcn.tasks.base import (
     register_task,
 )
 
-Source = Callable[[int], Tensor]  # item index -> frame features (T, D)
+Source = Callable[[int], Tensor]  # item index -> frame features (T, D) or a tuple (1, W)
+Captioner = VideoCaptioner | TupleCaptioner
 
 __all__ = ["VideoCaptionDataConfig", "VideoCaptioningConfig", "VideoCaptioningTask"]
 
 
-class VideoCaptionDataConfig(StrictConfig):
-    """Videos with reference sentences."""
+class VideoDataConfig(StrictConfig):
+    """Videos with reference sentences, as MSR-VTT or MSVD lay them out."""
 
     format: Literal["msrvtt", "msvd"]
     root: Path  # msrvtt: the folder of the *_videodatainfo.json files; msvd: YouTubeClips/'s
     split_file: Path | None = None  # msvd: train/val/test clip lists (lrcn datasets writes it)
     frames: int = Field(32, ge=1, le=200)  # sampled evenly over each video (S2VT used 80)
+    on_error: Literal["raise", "skip"] = "raise"
+
+
+class VideoCaptionDataConfig(VideoDataConfig):
+    """Videos with reference sentences, and what a captioner learns from them."""
+
     min_count: int = Field(2, ge=1)  # words seen fewer times become <unk>
     max_len: int = Field(20, ge=1)  # sentence tokens kept for training (longer ones are cut)
-    on_error: Literal["raise", "skip"] = "raise"
+    tuples: Path | None = None  # tuple models: an lrcn-tuples/1 file (a video_tuples run's)
 
 
 class VideoCaptioningConfig(TaskConfig):
@@ -85,12 +107,16 @@ class VideoCaptioningConfig(TaskConfig):
 
     task: Literal["video_captioning"]
     data: VideoCaptionDataConfig
-    model: VideoCaptionModelConfig
+    model: Annotated[
+        MeanPoolConfig | S2VTConfig | TemporalAttentionConfig | TupleEncoderDecoderConfig
+        | TupleOneHotConfig | TupleProbabilitiesConfig,
+        Field(discriminator="name"),
+    ]  # fmt: skip
     train: TrainConfig = Field(default_factory=TrainConfig)
     decode: DecodeConfig = Field(default_factory=DecodeConfig)
 
 
-def read_video_caption_split(data: VideoCaptionDataConfig) -> VideoCaptionSplit:
+def read_video_caption_split(data: VideoDataConfig) -> VideoCaptionSplit:
     """The configured videos and sentences, per split."""
     require_root(Path(data.root), "data.root")
     if data.format == "msrvtt":
@@ -129,7 +155,27 @@ STREAMS = {"rgb": sampled_frames, "flow": sampled_flow}
 
 def _sources(
     config: VideoCaptioningConfig,
-    model: VideoCaptioner,
+    model: Captioner,
+    extras: VideoCaptioningExtras,
+    items: Sequence[VideoCaptionItem],
+    device: torch.device,
+    skipped: list[Problem],
+    log: Log,
+    progress: Progress | None = None,
+) -> tuple[list[VideoCaptionItem], Source]:
+    """Usable items and a function giving each one's model input: frame features ``(T, D)``,
+    or for a tuple model its visual tuple ``(1, W)``."""
+    if isinstance(model, TupleCaptioner):
+        assert config.data.tuples is not None and extras.tuple_slots is not None
+        return _tuple_sources(
+            config.data.tuples, extras.tuple_slots, items, skipped, config.data.on_error
+        )
+    return frame_sources(config, model, items, device, skipped, log, progress)
+
+
+def frame_sources(
+    config: Any,
+    model: nn.Module,
     items: Sequence[VideoCaptionItem],
     device: torch.device,
     skipped: list[Problem],
@@ -137,10 +183,11 @@ def _sources(
     progress: Progress | None = None,
 ) -> tuple[list[VideoCaptionItem], Source]:
     """Usable items and a function giving each one's frame features ``(T, D)``: one cache per
-    input stream (rgb, flow), concatenated per frame."""
+    input stream of ``model.inputs`` (rgb, flow), concatenated per frame. ``config`` has
+    ``data.frames``, ``data.on_error`` and ``train.feature_cache``."""
     frames = config.data.frames
     caches: list[FeatureCache] = []
-    for stream in model.inputs.split("+"):
+    for stream in str(model.inputs).split("+"):
         caches.append(fill_feature_cache(
             config, model, [item.path for item in items], device, skipped, log, progress,
             STREAMS[stream](frames), f"videos ({stream})",
@@ -155,8 +202,50 @@ def _sources(
     return kept, features
 
 
+def _tuple_sources(
+    path: Path,
+    slots: dict[str, list[str]],
+    items: Sequence[VideoCaptionItem],
+    skipped: list[Problem],
+    on_error: str,
+) -> tuple[list[VideoCaptionItem], Source]:
+    """The items that have a tuple in ``path`` and each one's tuple ``(1, W)``; the file's
+    slots must be the model's (``slots``, from the bundle), else its vectors mean other words."""
+    tuples = _read_model_tuples(path, slots)
+    kept = []
+    for item in items:
+        if item.video_id in tuples.videos:
+            kept.append(item)
+            continue
+        problem = DataError(
+            path, f"videos: no tuple for video {item.video_id!r} ({item.path})",
+            expected="a tuple for every video of the data set (lrcn evaluate of a video_tuples "
+            "run writes one for all three splits)",
+        )  # fmt: skip
+        if on_error == "raise":
+            raise problem
+        skipped.append(Problem(str(item.path), str(problem)))
+
+    def vector(i: int) -> Tensor:
+        return torch.from_numpy(tuples.videos[kept[i].video_id]).unsqueeze(0)  # (1, W)
+
+    return kept, vector
+
+
+def _read_model_tuples(path: Path, slots: dict[str, list[str]]) -> VideoTuples:
+    """The tuple file, checked to have the layout the model reads."""
+    tuples = read_tuples(path)
+    if tuples.slots.to_dict() != slots:
+        layout = ", ".join(f"{name} ({len(words)} words)" for name, words in slots.items())
+        raise DataError(
+            path, "slots: not the slots and words the model was trained with",
+            expected=f"the training tuple file's slots: {layout}",
+        )  # fmt: skip
+    return tuples
+
+
 def describe(
-    model: VideoCaptioner,
+    model: Captioner,
     source: Source,
     count: int,
     vocab: Vocabulary,
@@ -240,8 +329,29 @@ class VideoCaptioningTask(SentenceTask[VideoCaptioningConfig]):
     )
 
     def prepare(self, config: VideoCaptioningConfig, log: Log) -> Prepared:
+        """The vocabulary and, for a tuple model, the slots of ``data.tuples``."""
         d = config.data
-        return prepare_vocabulary(read_video_caption_split(d), d.root, d.min_count, "videos", log)
+        prepared = prepare_vocabulary(
+            read_video_caption_split(d), d.root, d.min_count, "videos", log
+        )
+        slots = None
+        if isinstance(config.model, TupleModelConfig):
+            if d.tuples is None:
+                raise ConfigError(
+                    "data.tuples", f"{config.model.name} reads visual tuples, and none are given",
+                    expected="the path of an lrcn-tuples/1 file (lrcn evaluate of a video_tuples "
+                    "run writes one)",
+                )  # fmt: skip
+            slots = read_tuples(d.tuples).slots.to_dict()
+        vocab = prepared.extras.vocab  # type: ignore[attr-defined]
+        prepared.extras = VideoCaptioningExtras(vocab=vocab, tuple_slots=slots)
+        return prepared
+
+    def preprocess(self, model: nn.Module) -> Preprocess:
+        """A tuple model has no CNN; its bundle keeps the preset of the one it was built with."""
+        if isinstance(model, TupleCaptioner):
+            return model.preprocess
+        return super().preprocess(model)
 
     def training(
         self,
@@ -252,22 +362,26 @@ class VideoCaptioningTask(SentenceTask[VideoCaptioningConfig]):
         log: Log,
         progress: Progress | None,
     ) -> TrainingSetup:
-        assert isinstance(model, VideoCaptioner)
+        assert isinstance(model, VideoCaptioner | TupleCaptioner)
         split: VideoCaptionSplit = prepared.data
-        vocab = prepared.extras.vocabulary()  # type: ignore[attr-defined]
+        extras = prepared.extras
+        assert isinstance(extras, VideoCaptioningExtras)
+        vocab = extras.vocabulary()
         skipped: list[Problem] = []
         train_items, train_source = _sources(
-            config, model, split.train, device, skipped, log, progress
+            config, model, extras, split.train, device, skipped, log, progress
         )
-        val_items, val_source = _sources(config, model, split.val, device, skipped, log, progress)
+        val_items, val_source = _sources(
+            config, model, extras, split.val, device, skipped, log, progress
+        )
         if not train_items:
             raise LrcnError(
                 config.data.root,
                 "has no usable training video",
                 expected=("at least one training video that decodes (see the skipped ones above)"),
             )
-        # on resume, the checkpoint's statistics replace these (the same numbers)
-        model.standardize.fit(train_source(i) for i in range(len(train_items)))
+        if isinstance(model, VideoCaptioner):  # on resume the checkpoint's replace these (same)
+            model.standardize.fit(train_source(i) for i in range(len(train_items)))
         dataset = CaptionPairs(train_items, train_source, vocab, config.data.max_len)
 
         def loss(m: nn.Module, batch: dict[str, Any]) -> tuple[Tensor, int]:
@@ -278,7 +392,7 @@ class VideoCaptioningTask(SentenceTask[VideoCaptioningConfig]):
         references = references_of(val_items)
 
         def validate(m: nn.Module) -> dict[str, float]:
-            assert isinstance(m, VideoCaptioner)
+            assert isinstance(m, VideoCaptioner | TupleCaptioner)
             result = describe(m, val_source, len(val_items), vocab, device, config.decode, 1)
             return validation_scores(result, vocab, references)
 
@@ -307,11 +421,12 @@ class VideoCaptioningTask(SentenceTask[VideoCaptioningConfig]):
         log: Log,
         progress: Progress | None,
     ) -> dict[str, Any]:
-        assert isinstance(model, VideoCaptioner)
+        assert isinstance(model, VideoCaptioner | TupleCaptioner)
+        assert isinstance(prepared.extras, VideoCaptioningExtras)
         split: VideoCaptionSplit = prepared.data
         skipped: list[Problem] = list(split.skipped)
         items = split.train + split.val + split.test
-        kept, _ = _sources(config, model, items, device, skipped, log, progress)
+        kept, _ = _sources(config, model, prepared.extras, items, device, skipped, log, progress)
         return {
             "inputs": len(kept),
             "frames": len(kept) * config.data.frames,
@@ -329,15 +444,18 @@ class VideoCaptioningTask(SentenceTask[VideoCaptioningConfig]):
         progress: Progress | None,
     ) -> dict[str, Any]:
         """Describe a split with beam search; score it and two baselines with pycocoevalcap."""
-        vocab = bundle.extras_as(CaptioningExtras).vocabulary()
+        extras = bundle.extras_as(VideoCaptioningExtras)
+        vocab = extras.vocabulary()
         device = resolve_device(config.train.device)
         model = bundle.model.to(device)
-        assert isinstance(model, VideoCaptioner)
+        assert isinstance(model, VideoCaptioner | TupleCaptioner)
         data = read_video_caption_split(config.data)
         skipped: list[Problem] = list(data.skipped)
-        items, source = _sources(config, model, data.split(split), device, skipped, log, progress)
+        items, source = _sources(
+            config, model, extras, data.split(split), device, skipped, log, progress
+        )
         train_items, train_source = _sources(
-            config, model, data.train, device, skipped, log, progress
+            config, model, extras, data.train, device, skipped, log, progress
         )
         beam = options.get("beam") or config.decode.beam_size
         result = describe(
@@ -373,10 +491,11 @@ class VideoCaptioningTask(SentenceTask[VideoCaptioningConfig]):
         """Describe each video file (its ``data.frames`` evenly spread frames, beam search).
         With ``attention``, a temporal-attention model also saves ``<video>-attention.png``:
         the sampled frames and, per word, its attention over them."""
-        vocab = bundle.extras_as(CaptioningExtras).vocabulary()
+        extras = bundle.extras_as(VideoCaptioningExtras)
+        vocab = extras.vocabulary()
         device = resolve_device("auto")
         model = bundle.model.to(device).eval()
-        assert isinstance(model, VideoCaptioner)
+        assert isinstance(model, VideoCaptioner | TupleCaptioner)
         attention_dir = options.get("attention")
         if attention_dir is not None and not isinstance(model.decoder, TemporalAttentionDecoder):
             raise ConfigError(
@@ -386,19 +505,15 @@ class VideoCaptioningTask(SentenceTask[VideoCaptioningConfig]):
             )
         beam = options.get("beam") or config.decode.beam_size
         n_best = min(options.get("n_best", 1), beam)
-        loads = [STREAMS[stream](config.data.frames) for stream in model.inputs.split("+")]
+        model_input = _input_of(model, bundle.preprocess, config, extras, device)
         results: list[dict[str, Any]] = []
         for path in inputs:
             try:
-                images = [load(Path(path)) for load in loads]  # (T, H, W, 3) per stream
-            except VideoError as err:
+                feats = model_input(Path(path))  # (1, T, D) or (1, 1, W)
+            except (VideoError, DataError) as err:
                 results.append({"input": str(path), "error": str(err)})
                 continue
             with torch.inference_mode():
-                feats = torch.cat([
-                    model.features(bundle.preprocess.frames_to_tensor(x).unsqueeze(0).to(device))
-                    for x in images
-                ], dim=2)  # fmt: skip  # (1, T, D * streams)
                 lengths = torch.tensor([feats.shape[1]], device=device)
                 found = beam_search(
                     model.step, model.init_state(feats, lengths), 1, vocab.start_id,
@@ -407,12 +522,48 @@ class VideoCaptioningTask(SentenceTask[VideoCaptioningConfig]):
                 )  # fmt: skip
             entry = prediction(str(path), found.hypotheses[0], vocab)
             if attention_dir is not None:
+                assert isinstance(model, VideoCaptioner)
                 entry["attention"] = str(_draw_frame_attention(
                     model, feats, found.hypotheses[0][0].tokens, Path(path), config.data.frames,
                     vocab, Path(attention_dir),
                 ))  # fmt: skip
             results.append(entry)
         return results
+
+
+def _input_of(
+    model: Captioner,
+    preprocess: Preprocess,
+    config: VideoCaptioningConfig,
+    extras: VideoCaptioningExtras,
+    device: torch.device,
+) -> Callable[[Path], Tensor]:
+    """How predict turns a video file into the model's input: its sampled frames' features
+    ``(1, T, D)``, or for a tuple model the tuple ``data.tuples`` gives the video (by file
+    name without suffix, the video id of MSR-VTT and MSVD) ``(1, 1, W)``."""
+    if isinstance(model, TupleCaptioner):
+        assert config.data.tuples is not None and extras.tuple_slots is not None
+        path = config.data.tuples
+        tuples = _read_model_tuples(path, extras.tuple_slots)
+
+        def lookup(video: Path) -> Tensor:
+            if video.stem not in tuples.videos:
+                raise DataError(path, f"videos: no tuple for video {video.stem!r} ({video})",
+                                expected="a tuple for every video to describe")  # fmt: skip
+            return torch.from_numpy(tuples.videos[video.stem]).view(1, 1, -1).to(device)
+
+        return lookup
+    loads = [STREAMS[stream](config.data.frames) for stream in model.inputs.split("+")]
+
+    def features(video: Path) -> Tensor:
+        images = [load(video) for load in loads]  # (T, H, W, 3) per stream
+        with torch.inference_mode():
+            return torch.cat([
+                model.features(preprocess.frames_to_tensor(x).unsqueeze(0).to(device))
+                for x in images
+            ], dim=2)  # fmt: skip  # (1, T, D * streams)
+
+    return features
 
 
 register_task(VideoCaptioningTask())
