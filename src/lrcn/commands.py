@@ -59,8 +59,6 @@ COMMAND_MODULES = (
     "lrcn.demos.video_captioning",
     "lrcn.data.formats.tools",
 )
-# Listed before it is written; remove from here once lrcn/demos/video_captioning.py exists.
-_NOT_YET_WRITTEN = frozenset({"lrcn.demos.video_captioning"})
 
 
 class Help:
@@ -154,10 +152,6 @@ def load_commands() -> None:
     for module in COMMAND_MODULES:
         try:
             importlib.import_module(module)
-        except ModuleNotFoundError as err:
-            if err.name == module and module in _NOT_YET_WRITTEN:
-                continue
-            raise ImportError(f"command module {module} (lrcn.commands) failed: {err}") from err
         except ImportError as err:
             raise ImportError(f"command module {module} (lrcn.commands) failed: {err}") from err
 
