@@ -21,7 +21,7 @@ import yaml
 
 from lrcn.commands import Help, register_demo
 
-__all__ = ["DEMO_MODELS", "run_video_captioning_demo", "video_captioning_demo"]
+__all__ = ["DEMO_MODELS", "results_table", "run_video_captioning_demo", "video_captioning_demo"]
 
 # run name -> (model section, shown inputs); all on the same cached features
 DEMO_MODELS: dict[str, dict[str, Any]] = {
@@ -149,35 +149,38 @@ def video_captioning_demo(
     epochs: Annotated[int, Help("Training epochs per model.", min=1)] = 30,
     videos: Annotated[int, Help("Videos in the built-in data set.", min=30)] = 240,
     log: Callable[[str], None] = print,
-) -> list[Any]:
+) -> list[str]:
     """Video description on built-in videos: what moves, and which way, model by model."""
-    from rich.table import Table
-
     results = run_video_captioning_demo(out, epochs=epochs, videos=videos, log=log)
-    table = Table(
-        title=f"Motion data set, test split: {results['videos']} videos (best/ by validation "
-        "CIDEr-D, beam 3)",
-        caption="colour / shape / direction: share of captions naming the right one (chance "
-        "for direction 0.25); the first frame does not tell the way a shape will move",
-    )
-    for column in ("model", "inputs", "CIDEr-D", "BLEU-4", "colour", "shape", "direction",
-                   "all three"):  # fmt: skip
-        table.add_column(column, justify="left" if column in ("model", "inputs") else "right")
-    for name, r in results["models"].items():
-        s, w = r["scores"], r["words"]
-        table.add_row(
-            name.split("-")[0], r["inputs"], f"{s['cider']:.3f}", f"{s['bleu4']:.3f}",
-            f"{w['colour']:.2f}", f"{w['shape']:.2f}", f"{w['direction']:.2f}", f"{w['all']:.2f}",
-        )  # fmt: skip
-    for name, s in results["baselines"].items():
-        table.add_row(name.replace("_", " "), "(baseline)", f"{s['cider']:.3f}",
-                      f"{s['bleu4']:.3f}", "", "", "", "")  # fmt: skip
     heads = results["tuple_heads"]
     slots = ", ".join(f"{k} {v:.2f}" for k, v in heads["slots"].items())
     d = results["described"]
     return [
-        table,
-        f"tuple classifier (rgb+flow), test slot accuracy: {slots}",
+        f"Motion data set, test split: {results['videos']} videos; best/ chosen by validation "
+        "CIDEr-D; beam 3.\nColour / shape / direction: share of test captions that name the "
+        "right one (chance for direction 0.25).\n",
+        results_table(results),
+        f"\ntuple classifier (rgb+flow), test slot accuracy: {slots}",
         f"{d['model']} on {d['input']}: {d['caption']}",
         f"attention strip (temporal_attention): {d['attention']}",
     ]
+
+
+def results_table(results: dict[str, Any]) -> str:
+    """The demo's models and baselines as a Markdown table (what the README shows)."""
+    lines = [
+        "| sentences from | inputs | CIDEr-D | BLEU-4 | colour | shape | direction | all three |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, r in results["models"].items():
+        s, w = r["scores"], r["words"]
+        lines.append(
+            f"| {name.split('-')[0]} | {r['inputs']} | {s['cider']:.3f} | {s['bleu4']:.3f} | "
+            f"{w['colour']:.2f} | {w['shape']:.2f} | {w['direction']:.2f} | {w['all']:.2f} |"
+        )
+    for name, s in results["baselines"].items():
+        lines.append(
+            f"| {name.replace('_', ' ')} (baseline) | | {s['cider']:.3f} | {s['bleu4']:.3f} "
+            "| | | | |"
+        )
+    return "\n".join(lines)

@@ -92,14 +92,13 @@ def score_captions(
     :func:`baselines`), against all references; each input's caption, its log-probability,
     the nearest neighbour's and the references go to ``out/captions.csv`` (``column`` names
     the inputs, ``names`` lists them)."""
-    from lrcn.metrics.captioning import caption_metrics
+    from lrcn.metrics.captioning import caption_metrics_of
 
     texts = texts_of(result, vocab)
     references = references_of(items)
-    scores = {"model": caption_metrics(references, {str(i): t for i, t in enumerate(texts)})}
     found = baselines(train_items, pooled, train_pooled)
-    for name, captions in found.items():
-        scores[name] = caption_metrics(references, captions)
+    model = {str(i): t for i, t in enumerate(texts)}
+    scores = caption_metrics_of(references, {"model": model, **found})
     out.mkdir(parents=True, exist_ok=True)
     with (out / "captions.csv").open("w", newline="") as f:
         writer = csv.writer(f)

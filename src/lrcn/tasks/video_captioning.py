@@ -166,9 +166,9 @@ def _sources(
     """Usable items and a function giving each one's model input: frame features ``(T, D)``,
     or for a tuple model its visual tuple ``(1, W)``."""
     if isinstance(model, TupleCaptioner):
-        assert config.data.tuples is not None and extras.tuple_slots is not None
+        assert extras.tuple_slots is not None  # a tuple model is built from them
         return _tuple_sources(
-            config.data.tuples, extras.tuple_slots, items, skipped, config.data.on_error
+            _tuples_path(config), extras.tuple_slots, items, skipped, config.data.on_error
         )
     return frame_sources(config, model, items, device, skipped, log, progress)
 
@@ -200,6 +200,17 @@ def frame_sources(
         return torch.from_numpy(np.concatenate(streams, axis=1))  # (T, D * streams)
 
     return kept, features
+
+
+def _tuples_path(config: VideoCaptioningConfig) -> Path:
+    """``data.tuples``, which a tuple model cannot do without."""
+    if config.data.tuples is None:
+        raise ConfigError(
+            "data.tuples", f"{config.model.name} reads visual tuples, and none are given",
+            expected="the path of an lrcn-tuples/1 file (lrcn evaluate of a video_tuples run "
+            "writes one)",
+        )  # fmt: skip
+    return config.data.tuples
 
 
 def _tuple_sources(
@@ -336,13 +347,7 @@ class VideoCaptioningTask(SentenceTask[VideoCaptioningConfig]):
         )
         slots = None
         if isinstance(config.model, TupleModelConfig):
-            if d.tuples is None:
-                raise ConfigError(
-                    "data.tuples", f"{config.model.name} reads visual tuples, and none are given",
-                    expected="the path of an lrcn-tuples/1 file (lrcn evaluate of a video_tuples "
-                    "run writes one)",
-                )  # fmt: skip
-            slots = read_tuples(d.tuples).slots.to_dict()
+            slots = read_tuples(_tuples_path(config)).slots.to_dict()
         vocab = prepared.extras.vocab  # type: ignore[attr-defined]
         prepared.extras = VideoCaptioningExtras(vocab=vocab, tuple_slots=slots)
         return prepared
@@ -542,8 +547,8 @@ def _input_of(
     ``(1, T, D)``, or for a tuple model the tuple ``data.tuples`` gives the video (by file
     name without suffix, the video id of MSR-VTT and MSVD) ``(1, 1, W)``."""
     if isinstance(model, TupleCaptioner):
-        assert config.data.tuples is not None and extras.tuple_slots is not None
-        path = config.data.tuples
+        assert extras.tuple_slots is not None  # a tuple model is built from them
+        path = _tuples_path(config)
         tuples = _read_model_tuples(path, extras.tuple_slots)
 
         def lookup(video: Path) -> Tensor:

@@ -131,13 +131,12 @@ def _probabilities(
     return torch.cat(rows) if rows else torch.zeros(0, sum(model.slot_sizes))
 
 
-def _accuracies(probs: Tensor, labels: Tensor, slots: TupleSlots) -> dict[str, float]:
+def _accuracies(probs: Tensor, labels: Tensor, slots: TupleSlots) -> tuple[dict[str, float], float]:
     """Per slot, the share of videos whose most probable word is the label; and their mean."""
     scores = {}
     for s, part in enumerate(probs.split(slots.sizes(), dim=1)):  # (N, W_s) each
         scores[list(slots.slots)[s]] = float((part.argmax(1) == labels[:, s]).float().mean())
-    scores["mean"] = float(np.mean(list(scores.values())))
-    return scores
+    return scores, float(np.mean(list(scores.values())))
 
 
 class VideoTuplesTask(Task[VideoTuplesConfig]):
@@ -195,9 +194,10 @@ class VideoTuplesTask(Task[VideoTuplesConfig]):
 
         def validate(m: nn.Module) -> dict[str, float]:
             assert isinstance(m, TupleHeads)
-            scores = _accuracies(_probabilities(m, val_source, len(val), device), val_labels, slots)
-            return {"val_slot_accuracy": scores.pop("mean")} | {
-                f"val_{name}_accuracy": value for name, value in scores.items()
+            probs = _probabilities(m, val_source, len(val), device)
+            scores, mean = _accuracies(probs, val_labels, slots)
+            return {"val_slot_accuracy": mean} | {
+                f"val_accuracy_{name}": value for name, value in scores.items()
             }
 
         return TrainingSetup(
@@ -258,7 +258,7 @@ class VideoTuplesTask(Task[VideoTuplesConfig]):
         wanted = {item.video_id for item in data.split(split)}
         rows = [i for i, item in enumerate(items) if item.video_id in wanted]
         labels = _labels([items[i] for i in rows], slots, config.data)
-        scores = _accuracies(probs[rows], labels, slots)
+        scores, mean = _accuracies(probs[rows], labels, slots)
         out.mkdir(parents=True, exist_ok=True)
         tuples = write_tuples(
             out / "tuples.json", slots,
@@ -269,7 +269,7 @@ class VideoTuplesTask(Task[VideoTuplesConfig]):
             "split": split,
             "epoch": bundle.epoch,
             "videos": len(rows),
-            "slot_accuracy": scores.pop("mean"),
+            "slot_accuracy": mean,
             "slots": scores,
             "tuples_videos": len(items),
             "skipped": sorted({p.problem for p in skipped}),
