@@ -17,6 +17,7 @@ import bench_cache
 import bench_conv_lstm
 import bench_loader
 import bench_lstm
+import bench_video_captioning
 from common import machine
 
 BENCHMARKS = {
@@ -25,6 +26,7 @@ BENCHMARKS = {
     "loader": bench_loader,
     "cache": bench_cache,
     "beam": bench_beam,
+    "video_captioning": bench_video_captioning,
 }
 
 
