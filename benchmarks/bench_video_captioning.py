@@ -99,7 +99,7 @@ def _evaluate(backbone, quick: bool) -> list[Row]:
     rows: list[Row] = [
         {
             "part": "evaluate",
-            "what": f"S2VT, one video at a time, {looped_videos} videos (baseline)",
+            "what": f"S2VT, one video at a time, {looped_videos} video(s) (baseline)",
             "ms": slow,
             "videos_per_s": base * 1e3,
             "ratio": 1.0,

@@ -6,7 +6,7 @@ import random
 import pytest
 
 import lrcn.data.sampling as sampling
-from lrcn.data.sampling import clip_span, train_clip
+from lrcn.data.sampling import clip_span, strided_indices, train_clip
 
 # sampling.test_clips is used through the module: pytest would collect a bare test_clips
 
@@ -48,3 +48,24 @@ def test_bad_arguments():
         sampling.test_clips(0)
     with pytest.raises(ValueError, match="'loop' or 'repeat_last'"):
         train_clip(3, clip_len=8, policy="pad")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("num_frames", "count", "stride", "expected"),
+    [
+        (10, 4, 3, [0, 3, 6, 9]),
+        (100, 4, 3, [0, 3, 6, 9]),  # a long video is cut at count
+        (5, 4, 3, [0, 3]),  # a short one gives fewer frames
+        (1, 4, 10, [0]),  # never none
+        (7, 80, 1, [0, 1, 2, 3, 4, 5, 6]),
+    ],
+)
+def test_strided_indices_take_every_stride_th_frame_up_to_count(
+    num_frames, count, stride, expected
+):
+    assert strided_indices(num_frames, count, stride) == expected
+
+
+def test_strided_indices_refuse_nonsense():
+    with pytest.raises(ValueError, match="stride"):
+        strided_indices(10, 4, 0)

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from lrcn.cli import app
 from lrcn.data.synthetic_motion import motion_word_accuracy, write_motion_msrvtt
+from lrcn.data.video_io import read_frames, write_video
 
 runner = CliRunner()
 pytestmark = pytest.mark.slow
@@ -76,6 +77,28 @@ def test_s2vt_describes_far_better_than_the_most_frequent_sentence(motion, tmp_p
     nearest = metrics["nearest_neighbour"]
     assert model["cider"] > nearest["cider"] + 0.15, (model, nearest)  # 1.267 vs 0.968 here
     assert model["bleu4"] > frequent["bleu4"] + 0.05, (model, frequent)
+
+
+def test_fixed_stride_sampling_trains_on_videos_of_different_lengths(motion, tmp_path):
+    """data.stride: every 5th frame, at most 8: the 12-frame demo videos give 3 frames each,
+    a 3-frame copy of one gives 1; batches mix them (padded, lengths respected)."""
+    data = tmp_path / "data"
+    shutil.copytree(motion, data)
+    short = sorted((data / "TrainValVideo").glob("*.mp4"))[0]
+    write_video(short, read_frames(short, [0, 1, 2]), fps=25, codec="mpeg4")
+    config = _config(tmp_path, data, "s2vt", 1)
+    run = tmp_path / "run"
+    trained = runner.invoke(
+        app, ["train", str(config), "--out", str(run), "-q", "--set", "data.stride=5"]
+    )
+    assert trained.exit_code == 0, trained.output
+    assert json.loads((run / "report.json").read_text())["sampling"] == "every 5, at most 8"
+    cached = runner.invoke(app, ["extract-features", str(config), "--set", "data.stride=5"])
+    assert cached.exit_code == 0, cached.output
+    assert f"120 inputs, {119 * 3 + 1} frames cached in" in cached.stdout  # one short video
+    assert runner.invoke(app, ["evaluate", str(run), "--beam", "2"]).exit_code == 0
+    predicted = runner.invoke(app, ["predict", str(run), str(short)])
+    assert predicted.exit_code == 0, predicted.output
 
 
 def _word_accuracy(run):

@@ -89,10 +89,15 @@ class CaptionPairs(Dataset[tuple[Tensor, list[int]]]):
         return self.source(i), ids
 
 
+def pad_captions(captions: Sequence[Sequence[int]]) -> Tensor:
+    """Token ids padded with ``<pad>`` (id 0) to the longest: ``(B, L)``."""
+    out = torch.zeros(len(captions), max(len(ids) for ids in captions), dtype=torch.long)
+    for row, ids in enumerate(captions):
+        out[row, : len(ids)] = torch.tensor(ids)
+    return out
+
+
 def collate_pairs(batch: list[tuple[Tensor, list[int]]]) -> dict[str, Any]:
     """Inputs stacked, captions padded with ``<pad>`` (id 0) to the longest: ``(B, L)``."""
-    longest = max(len(ids) for _, ids in batch)
-    captions = torch.zeros(len(batch), longest, dtype=torch.long)  # <pad> = 0
-    for row, (_, ids) in enumerate(batch):
-        captions[row, : len(ids)] = torch.tensor(ids)
+    captions = pad_captions([ids for _, ids in batch])
     return {"inputs": torch.stack([x for x, _ in batch]), "labels": captions, "skipped": []}

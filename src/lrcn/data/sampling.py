@@ -18,7 +18,14 @@ from typing import Literal
 
 ShortVideoPolicy = Literal["loop", "repeat_last"]
 
-__all__ = ["ShortVideoPolicy", "clip_span", "test_clips", "train_clip"]
+__all__ = [
+    "ShortVideoPolicy",
+    "clip_span",
+    "strided_indices",
+    "test_clips",
+    "train_clip",
+    "uniform_indices",
+]
 
 
 def clip_span(clip_len: int, frame_step: int = 1) -> int:
@@ -109,3 +116,22 @@ def uniform_indices(num_frames: int, count: int) -> list[int]:
     if count == 1:
         return [(num_frames - 1) // 2]
     return [round(k * (num_frames - 1) / (count - 1)) for k in range(count)]
+
+
+def strided_indices(num_frames: int, count: int, stride: int) -> list[int]:
+    """Every ``stride``-th frame from the first, at most ``count`` of them: a fixed frame
+    rate, so a short video gives fewer frames (at least one) and a long one is cut at
+    ``count`` (S2VT sampled every 10th frame, up to 80).
+
+    >>> strided_indices(10, 4, 3)
+    [0, 3, 6, 9]
+    >>> strided_indices(100, 4, 3)
+    [0, 3, 6, 9]
+    >>> strided_indices(5, 4, 3)
+    [0, 3]
+    """
+    if num_frames < 1 or count < 1 or stride < 1:
+        raise ValueError(
+            f"need num_frames, count and stride >= 1, got {num_frames}, {count}, {stride}"
+        )
+    return list(range(0, num_frames, stride))[:count]

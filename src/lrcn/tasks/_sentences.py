@@ -37,7 +37,7 @@ METRIC_NAMES = {"bleu1": "BLEU-1", "bleu2": "BLEU-2", "bleu3": "BLEU-3", "bleu4"
 
 def decode_batches(
     step: Step,
-    start: Callable[[Tensor], dict[str, Tensor]],
+    start: Callable[[list[Tensor]], dict[str, Tensor]],
     source: Callable[[int], Tensor],
     count: int,
     vocab: Vocabulary,
@@ -50,12 +50,13 @@ def decode_batches(
     progress: Progress | None = None,
 ) -> BeamResult:
     """Decode inputs ``source(0..count-1)`` in batches, all beams of a batch in one tensor;
-    ``start(batch)`` gives the decoder's state for a stacked batch of inputs."""
+    ``start(inputs)`` gives the decoder's state for a batch's inputs (on ``device``), stacking
+    or padding them as the model needs."""
     hypotheses = []
     with torch.inference_mode():
         for first in range(0, count, batch_size):
             last = min(count, first + batch_size)
-            batch = torch.stack([source(i) for i in range(first, last)]).to(device)
+            batch = [source(i).to(device) for i in range(first, last)]
             result = beam_search(
                 step, start(batch), len(batch), vocab.start_id, vocab.end_id, beam_size,
                 max_len, alpha, n_best,

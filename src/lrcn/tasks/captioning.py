@@ -154,7 +154,10 @@ def caption_items(
     """Decode ``count`` inputs in batches (all beams of a batch in one tensor)."""
     model.eval()
     return decode_batches(
-        model.step, lambda batch: model.init_state(batch if features else model.features(batch)),
+        model.step,
+        lambda inputs: model.init_state(
+            torch.stack(inputs) if features else model.features(torch.stack(inputs))
+        ),
         source, count, vocab, device, beam_size, max_len, alpha, n_best, batch_size, progress,
     )  # fmt: skip
 

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from lrcn.backbones import Preprocess
 from lrcn.checkpoint import Bundle
 from lrcn.config import ConfigError, DecodeConfig, StrictConfig, TrainConfig
-from lrcn.data.captions import CaptionPairs, collate_pairs
+from lrcn.data.captions import CaptionPairs, pad_captions
 from lrcn.data.features import FeatureCache
 from lrcn.data.flow import flow_at
 from lrcn.data.formats.tuples import VideoTuples, read_tuples
@@ -37,7 +37,7 @@ from lrcn.data.formats.video_captions import (
     read_msvd,
 )
 from lrcn.data.items import DataError, Problem, require_root
-from lrcn.data.sampling import uniform_indices
+from lrcn.data.sampling import strided_indices, uniform_indices
 from lrcn.data.video_io import VideoError, probe_video, read_frames
 from lrcn.data.vocab import Vocabulary
 from lrcn.decoding import BeamResult, beam_search
@@ -91,7 +91,20 @@ class VideoDataConfig(StrictConfig):
     root: Path  # msrvtt: the folder of the *_videodatainfo.json files; msvd: YouTubeClips/'s
     split_file: Path | None = None  # msvd: train/val/test clip lists (lrcn datasets writes it)
     frames: int = Field(32, ge=1, le=200)  # sampled evenly over each video (S2VT used 80)
+    stride: int | None = Field(None, ge=1)  # instead: every stride-th frame, at most `frames`
     on_error: Literal["raise", "skip"] = "raise"
+
+    def indices(self, num_frames: int) -> list[int]:
+        """The frames sampled from a video of ``num_frames``."""
+        if self.stride is None:
+            return uniform_indices(num_frames, self.frames)
+        return strided_indices(num_frames, self.frames, self.stride)
+
+    def sampling(self) -> str:
+        """The sampling in words: part of the feature cache's key."""
+        if self.stride is None:
+            return f"{self.frames} uniform"
+        return f"every {self.stride}, at most {self.frames}"
 
 
 class VideoCaptionDataConfig(VideoDataConfig):
@@ -124,25 +137,36 @@ def read_video_caption_split(data: VideoDataConfig) -> VideoCaptionSplit:
     return read_msvd(data.root, data.split_file, data.on_error)
 
 
-def sampled_frames(count: int) -> Callable[[Path], np.ndarray]:
-    """A video's ``count`` evenly spread frames, ``uint8 (count, H, W, 3)``; only those are
-    decoded."""
+Sampler = Callable[[int], list[int]]  # a video's frame count -> the frames to read
+
+
+def sampled_frames(count: int | Sampler) -> Callable[[Path], np.ndarray]:
+    """A video's sampled frames, ``uint8 (T, H, W, 3)``: ``count`` evenly spread ones, or those
+    a sampler picks (:meth:`VideoDataConfig.indices`); only those are decoded."""
+    pick = _sampler(count)
 
     def load(path: Path) -> np.ndarray:
-        return read_frames(path, uniform_indices(probe_video(path).num_frames, count))
+        return read_frames(path, pick(probe_video(path).num_frames))
 
     return load
 
 
-def sampled_flow(count: int) -> Callable[[Path], np.ndarray]:
-    """The optical flow at a video's ``count`` evenly spread frames, as images ``uint8
-    (count, H, W, 3)`` (x, y, magnitude; :func:`lrcn.data.flow.flow_at`)."""
+def sampled_flow(count: int | Sampler) -> Callable[[Path], np.ndarray]:
+    """The optical flow at a video's sampled frames, as images ``uint8 (T, H, W, 3)`` (x, y,
+    magnitude; :func:`lrcn.data.flow.flow_at`)."""
+    pick = _sampler(count)
 
     def load(path: Path) -> np.ndarray:
         frames = probe_video(path).num_frames
-        return flow_at(path, uniform_indices(frames, count), frames)
+        return flow_at(path, pick(frames), frames)
 
     return load
+
+
+def _sampler(count: int | Sampler) -> Sampler:
+    if isinstance(count, int):
+        return lambda num_frames: uniform_indices(num_frames, count)
+    return count
 
 
 STREAMS = {"rgb": sampled_frames, "flow": sampled_flow}
@@ -173,6 +197,29 @@ def _sources(
     return frame_sources(config, model, items, device, skipped, log, progress)
 
 
+def frame_caches(
+    config: Any,
+    model: nn.Module,
+    items: Sequence[VideoCaptionItem],
+    device: torch.device,
+    skipped: list[Problem],
+    log: Log,
+    progress: Progress | None = None,
+) -> list[FeatureCache]:
+    """One feature cache per input stream of ``model.inputs`` (rgb, flow), holding every item
+    that decodes. ``config`` has ``data`` (a :class:`VideoDataConfig`) and
+    ``train.feature_cache``."""
+    data: VideoDataConfig = config.data
+    return [
+        fill_feature_cache(
+            config, model, [item.path for item in items], device, skipped, log, progress,
+            STREAMS[stream](data.indices), f"videos ({stream})",
+            sampling=data.sampling() + ("" if stream == "rgb" else f", {stream}"),
+        )
+        for stream in str(model.inputs).split("+")
+    ]  # fmt: skip
+
+
 def frame_sources(
     config: Any,
     model: nn.Module,
@@ -182,17 +229,9 @@ def frame_sources(
     log: Log,
     progress: Progress | None = None,
 ) -> tuple[list[VideoCaptionItem], Source]:
-    """Usable items and a function giving each one's frame features ``(T, D)``: one cache per
-    input stream of ``model.inputs`` (rgb, flow), concatenated per frame. ``config`` has
-    ``data.frames``, ``data.on_error`` and ``train.feature_cache``."""
-    frames = config.data.frames
-    caches: list[FeatureCache] = []
-    for stream in str(model.inputs).split("+"):
-        caches.append(fill_feature_cache(
-            config, model, [item.path for item in items], device, skipped, log, progress,
-            STREAMS[stream](frames), f"videos ({stream})",
-            sampling=f"{frames} uniform" + ("" if stream == "rgb" else f", {stream}"),
-        ))  # fmt: skip
+    """Usable items and a function giving each one's frame features ``(T, D)``, the streams'
+    (:func:`frame_caches`) concatenated per frame."""
+    caches = frame_caches(config, model, items, device, skipped, log, progress)
     kept = [item for item in items if all(cache.has(item.path) for cache in caches)]
 
     def features(i: int) -> Tensor:
@@ -200,6 +239,26 @@ def frame_sources(
         return torch.from_numpy(np.concatenate(streams, axis=1))  # (T, D * streams)
 
     return kept, features
+
+
+def cache_report(
+    config: Any,
+    model: nn.Module,
+    items: Sequence[VideoCaptionItem],
+    skipped: list[Problem],
+    device: torch.device,
+    log: Log,
+    progress: Progress | None,
+) -> dict[str, Any]:
+    """Fill the caches of every stream for ``items``; what ``lrcn extract-features`` prints."""
+    caches = frame_caches(config, model, items, device, skipped, log, progress)
+    kept = [item.path for item in items if all(cache.has(item.path) for cache in caches)]
+    return {
+        "cache": ", ".join(str(cache.folder) for cache in caches),
+        "inputs": len(kept),
+        "frames": sum(len(caches[0].load(path)) for path in kept),
+        "skipped": sorted({p.problem for p in skipped}),
+    }
 
 
 def _tuples_path(config: VideoCaptioningConfig) -> Path:
@@ -269,9 +328,8 @@ def describe(
 ) -> BeamResult:
     """Decode ``count`` videos in batches (all beams of a batch in one tensor)."""
 
-    def start(feats: Tensor) -> dict[str, Tensor]:  # (B, T, D): every video has T frames
-        lengths = torch.full((len(feats),), feats.shape[1], dtype=torch.long, device=device)
-        return model.init_state(feats, lengths)
+    def start(inputs: list[Tensor]) -> dict[str, Tensor]:
+        return model.init_state(*pad_frames(inputs))
 
     model.eval()
     return decode_batches(
@@ -286,12 +344,22 @@ def _pooled(source: Source, count: int) -> Tensor:
     return torch.nn.functional.normalize(torch.stack(rows), dim=1)  # (N, D)
 
 
+def pad_frames(inputs: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
+    """Videos' frame features ``(T_i, D)`` as one batch ``(B, T, D)``, zero-padded to the
+    longest, and each one's frame count ``lengths (B,)`` (the decoders leave padding out)."""
+    lengths = torch.tensor([len(x) for x in inputs], dtype=torch.long, device=inputs[0].device)
+    batch = inputs[0].new_zeros(len(inputs), int(lengths.max()), inputs[0].shape[1])
+    for row, x in enumerate(inputs):
+        batch[row, : len(x)] = x
+    return batch, lengths
+
+
 def _collate(batch: list[tuple[Tensor, list[int]]]) -> dict[str, Any]:
-    """Pairs batched as image captioning batches them, plus every video's frame count."""
-    out = collate_pairs(batch)
-    inputs = out["inputs"]  # (B, T, D)
-    out["lengths"] = torch.full((len(inputs),), inputs.shape[1], dtype=torch.long)
-    return out
+    """Frame features padded with their lengths (videos sampled at a fixed stride differ in
+    length), captions padded with ``<pad>``."""
+    inputs, lengths = pad_frames([x for x, _ in batch])
+    labels = pad_captions([ids for _, ids in batch])
+    return {"inputs": inputs, "lengths": lengths, "labels": labels, "skipped": []}
 
 
 # --------------------------------------------------------------------------------------------
@@ -304,7 +372,7 @@ def _draw_frame_attention(
     feats: Tensor,
     tokens: list[int],
     video: Path,
-    frames: int,
+    sample: Sampler,
     vocab: Vocabulary,
     out_dir: Path,
 ) -> Path:
@@ -318,7 +386,7 @@ def _draw_frame_attention(
     with torch.inference_mode():
         alphas = model(feats, lengths, captions).alphas  # (1, L-1, T)
     assert alphas is not None
-    indices = uniform_indices(probe_video(video).num_frames, frames)
+    indices = sample(probe_video(video).num_frames)
     figure = plot_frame_attention(
         read_frames(video, indices), alphas[0].cpu().numpy(), vocab.decode(words), indices
     )
@@ -409,7 +477,7 @@ class VideoCaptioningTask(SentenceTask[VideoCaptioningConfig]):
             num_workers=0,  # cached features: loading is a memory-mapped read
             report={
                 "vocabulary": len(vocab),
-                "frames_per_video": config.data.frames,
+                "sampling": config.data.sampling(),
                 "train_videos": len(train_items),
                 "val_videos": len(val_items),
                 "test_videos": len(split.test),
@@ -426,17 +494,15 @@ class VideoCaptioningTask(SentenceTask[VideoCaptioningConfig]):
         log: Log,
         progress: Progress | None,
     ) -> dict[str, Any]:
-        assert isinstance(model, VideoCaptioner | TupleCaptioner)
-        assert isinstance(prepared.extras, VideoCaptioningExtras)
+        if not isinstance(model, VideoCaptioner):
+            raise ConfigError(
+                "model.name", f"{config.model.name} reads data.tuples, not frames: there are no "
+                "features to cache", expected="a model that reads frames (mean_pool, s2vt, "
+                "temporal_attention), or extract-features of the video_tuples run",
+            )  # fmt: skip
         split: VideoCaptionSplit = prepared.data
-        skipped: list[Problem] = list(split.skipped)
         items = split.train + split.val + split.test
-        kept, _ = _sources(config, model, prepared.extras, items, device, skipped, log, progress)
-        return {
-            "inputs": len(kept),
-            "frames": len(kept) * config.data.frames,
-            "skipped": sorted({p.problem for p in skipped}),
-        }
+        return cache_report(config, model, items, list(split.skipped), device, log, progress)
 
     def evaluate(
         self,
@@ -529,7 +595,7 @@ class VideoCaptioningTask(SentenceTask[VideoCaptioningConfig]):
             if attention_dir is not None:
                 assert isinstance(model, VideoCaptioner)
                 entry["attention"] = str(_draw_frame_attention(
-                    model, feats, found.hypotheses[0][0].tokens, Path(path), config.data.frames,
+                    model, feats, found.hypotheses[0][0].tokens, Path(path), config.data.indices,
                     vocab, Path(attention_dir),
                 ))  # fmt: skip
             results.append(entry)
@@ -558,7 +624,7 @@ def _input_of(
             return torch.from_numpy(tuples.videos[video.stem]).view(1, 1, -1).to(device)
 
         return lookup
-    loads = [STREAMS[stream](config.data.frames) for stream in model.inputs.split("+")]
+    loads = [STREAMS[stream](config.data.indices) for stream in model.inputs.split("+")]
 
     def features(video: Path) -> Tensor:
         images = [load(video) for load in loads]  # (T, H, W, 3) per stream

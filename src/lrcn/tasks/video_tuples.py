@@ -46,7 +46,9 @@ from lrcn.tasks.base import (
 from lrcn.tasks.video_captioning import (
     STREAMS,
     VideoDataConfig,
+    cache_report,
     frame_sources,
+    pad_frames,
     read_video_caption_split,
 )
 
@@ -108,13 +110,9 @@ class _Videos(Dataset[tuple[Tensor, Tensor]]):
 
 
 def _collate(batch: list[tuple[Tensor, Tensor]]) -> dict[str, Any]:
-    features = torch.stack([f for f, _ in batch])  # (B, T, D)
-    return {
-        "inputs": features,
-        "lengths": torch.full((len(batch),), features.shape[1], dtype=torch.long),
-        "labels": torch.stack([y for _, y in batch]),  # (B, S)
-        "skipped": [],
-    }
+    features, lengths = pad_frames([f for f, _ in batch])  # (B, T, D), (B,)
+    labels = torch.stack([y for _, y in batch])  # (B, S)
+    return {"inputs": features, "lengths": lengths, "labels": labels, "skipped": []}
 
 
 def _probabilities(
@@ -125,9 +123,10 @@ def _probabilities(
     rows = []
     with torch.inference_mode():
         for start in range(0, count, batch):
-            feats = torch.stack([source(i) for i in range(start, min(count, start + batch))])
-            lengths = torch.full((len(feats),), feats.shape[1], dtype=torch.long, device=device)
-            rows.append(model.probabilities(feats.to(device), lengths).cpu())
+            feats, lengths = pad_frames(
+                [source(i).to(device) for i in range(start, min(count, start + batch))]
+            )  # (B, T, D), (B,)
+            rows.append(model.probabilities(feats, lengths).cpu())
     return torch.cat(rows) if rows else torch.zeros(0, sum(model.slot_sizes))
 
 
@@ -208,7 +207,7 @@ class VideoTuplesTask(Task[VideoTuplesConfig]):
             num_workers=0,
             report={
                 "slots": slots.to_dict(),
-                "frames_per_video": config.data.frames,
+                "sampling": config.data.sampling(),
                 "train_videos": len(train),
                 "val_videos": len(val),
                 "test_videos": len(split.test),
@@ -226,14 +225,8 @@ class VideoTuplesTask(Task[VideoTuplesConfig]):
         progress: Progress | None,
     ) -> dict[str, Any]:
         split: VideoCaptionSplit = prepared.data
-        skipped: list[Problem] = list(split.skipped)
         items = split.train + split.val + split.test
-        kept, _ = frame_sources(config, model, items, device, skipped, log, progress)
-        return {
-            "inputs": len(kept),
-            "frames": len(kept) * config.data.frames,
-            "skipped": sorted({p.problem for p in skipped}),
-        }
+        return cache_report(config, model, items, list(split.skipped), device, log, progress)
 
     def evaluate(
         self,
@@ -290,7 +283,7 @@ class VideoTuplesTask(Task[VideoTuplesConfig]):
         device = resolve_device("auto")
         model = bundle.model.to(device).eval()
         assert isinstance(model, TupleHeads)
-        loads = [STREAMS[stream](config.data.frames) for stream in model.inputs.split("+")]
+        loads = [STREAMS[stream](config.data.indices) for stream in model.inputs.split("+")]
         results: list[dict[str, Any]] = []
         for path in inputs:
             try:
