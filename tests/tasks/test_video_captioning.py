@@ -63,11 +63,15 @@ def test_train_evaluate_predict_through_the_cli(motion, tmp_path, name, inputs):
     assert first.startswith(f"{video}: ") and first.split(": ", 1)[1].strip()
 
 
-def test_s2vt_describes_far_better_than_the_most_frequent_sentence(motion, tmp_path):
-    """On the test split: what is seen (colour, shape) is learnt from the frame features, beyond
-    the nearest training video's sentence too. Direction needs motion input (not yet here)."""
+@pytest.mark.parametrize(
+    ("name", "inputs", "over_nearest"),
+    [("s2vt", "rgb", 0.15), ("temporal_attention", "rgb+flow", 0.15)],
+)
+def test_describes_far_better_than_the_baselines(motion, tmp_path, name, inputs, over_nearest):
+    """On the test split, S2VT and the attention decoder beat the most frequent training
+    sentence by a wide margin and the nearest training video's sentence (RGB features) too."""
     run = tmp_path / "run"
-    config = _config(tmp_path, motion, "s2vt", 25, embed_size=64, hidden_size=128)
+    config = _config(tmp_path, motion, name, 25, inputs=inputs, embed_size=64, hidden_size=128)
     assert runner.invoke(app, ["train", str(config), "--out", str(run), "-q"]).exit_code == 0
     result = runner.invoke(app, ["evaluate", str(run), "--json"])
     assert result.exit_code == 0, result.output
@@ -75,7 +79,8 @@ def test_s2vt_describes_far_better_than_the_most_frequent_sentence(motion, tmp_p
     model, frequent = metrics["model"], metrics["most_frequent_caption"]
     assert model["cider"] > 2 * frequent["cider"], (model, frequent)
     nearest = metrics["nearest_neighbour"]
-    assert model["cider"] > nearest["cider"] + 0.15, (model, nearest)  # 1.267 vs 0.968 here
+    # when written: S2VT 1.267 vs 0.968; temporal attention 1.451 vs 1.089 (most frequent 0.505)
+    assert model["cider"] > nearest["cider"] + over_nearest, (model, nearest)
     assert model["bleu4"] > frequent["bleu4"] + 0.05, (model, frequent)
 
 

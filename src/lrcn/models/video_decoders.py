@@ -217,8 +217,10 @@ class TemporalAttentionDecoder(AttentionDecoder):
 
     :class:`lrcn.models.captioning.AttentionDecoder` (Show-Attend-and-Tell's loop) over frames
     instead of grid positions, without SAT's gate β (Yao et al. feed the context straight in).
-    Padded frames are masked out of the softmax: their weight is exactly 0, the real frames'
-    sum to 1.
+    Each frame's feature is first embedded to ``embed_size`` (a linear layer, as S2VT embeds
+    its frames): a 2560-wide RGB+flow feature fed raw swamps the word in the LSTM's input and
+    the decoder repeats one word. Padded frames are masked out of the softmax: their weight is
+    exactly 0, the real frames' sum to 1.
     """
 
     feature_kind: FeatureKind = "pooled"
@@ -232,15 +234,19 @@ class TemporalAttentionDecoder(AttentionDecoder):
         attention_size: int = 256,
         dropout: float = 0.5,
     ) -> None:
-        attention = TemporalAttention(feature_size, hidden_size, attention_size)
+        attention = TemporalAttention(embed_size, hidden_size, attention_size)
         super().__init__(
-            attention, feature_size, vocab_size, embed_size, hidden_size, dropout, gated=False
+            attention, embed_size, vocab_size, embed_size, hidden_size, dropout, gated=False
         )
+        self.frame_embed = nn.Linear(feature_size, embed_size)
 
     def init_state(self, features: Tensor, lengths: Tensor) -> State:
-        """``h``, ``c`` ``(B, H)`` from the mean real frame; ``features (B, T, D)``, their
-        projection ``(B, T, A)`` done once, and the frame ``mask (B, T)`` for every step."""
-        return self._start(*_real_frames(features, lengths))
+        """``h``, ``c`` ``(B, H)`` from the mean real frame; the embedded frames ``(B, T, E)``,
+        their projection ``(B, T, A)`` done once, and the frame ``mask (B, T)`` for every
+        step."""
+        features, mask = _real_frames(features, lengths)
+        frames = self.dropout(self.frame_embed(features)) * mask.unsqueeze(2)  # (B, T, E)
+        return self._start(frames, mask)
 
     def forward(self, features: Tensor, lengths: Tensor, captions: Tensor) -> CaptionOutput:
         """``features (B, T, D)``, ``lengths (B,)``, ``captions (B, L)`` -> logits
