@@ -4,10 +4,11 @@ Writes the motion data set (:mod:`lrcn.data.synthetic_motion`: a coloured shape 
 right, up or down, in the MSR-VTT 2016 layout), then trains on the CPU, from cached
 EfficientNet-Lite0 features of RGB frames and of optical flow, the models a reader of the
 papers wants side by side: the mean-pool baseline on appearance, S2VT on RGB, on flow and on
-both, the temporal-attention decoder, and the LRCN paper's tuple pipeline (a per-slot tuple
-classifier, then the probability-input sentence generator). Each is evaluated on the test
-split beside the two baselines, and every caption is checked for the colour, the shape and the
-direction it names. It ends with one video described by the best model and an attention strip.
+both, the temporal-attention decoder on flow and on both, and the LRCN paper's tuple pipeline
+(a per-slot tuple classifier, then the probability-input sentence generator). Each is
+evaluated on the test split beside the two baselines, and every caption is checked for the
+colour, the shape and the direction it names. It ends with one video described by the best
+model and an attention strip.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ DEMO_MODELS: dict[str, dict[str, Any]] = {
     "s2vt-rgb+flow": {"name": "s2vt", "inputs": "rgb+flow"},
     "temporal_attention-flow": {"name": "temporal_attention", "inputs": "flow",
                                 "attention_size": 64},
+    "temporal_attention-rgb+flow": {"name": "temporal_attention", "inputs": "rgb+flow",
+                                    "attention_size": 64},
     "tuple_probabilities": {"name": "tuple_probabilities"},
 }  # fmt: skip
 

@@ -624,14 +624,22 @@ def _input_of(
             return torch.from_numpy(tuples.videos[video.stem]).view(1, 1, -1).to(device)
 
         return lookup
-    loads = [STREAMS[stream](config.data.indices) for stream in model.inputs.split("+")]
+    return video_features(model, preprocess, config.data, device)
+
+
+def video_features(
+    model: nn.Module, preprocess: Preprocess, data: VideoDataConfig, device: torch.device
+) -> Callable[[Path], Tensor]:
+    """How predict reads one video file: its sampled frames (and flow) through ``model``'s
+    frozen backbone, ``(1, T, D * streams)``; a :class:`VideoError` for a bad file."""
+    loads = [STREAMS[stream](data.indices) for stream in str(model.inputs).split("+")]
+    embed: Callable[[Tensor], Tensor] = model.features  # type: ignore[assignment]
 
     def features(video: Path) -> Tensor:
         images = [load(video) for load in loads]  # (T, H, W, 3) per stream
         with torch.inference_mode():
             return torch.cat([
-                model.features(preprocess.frames_to_tensor(x).unsqueeze(0).to(device))
-                for x in images
+                embed(preprocess.frames_to_tensor(x).unsqueeze(0).to(device)) for x in images
             ], dim=2)  # fmt: skip  # (1, T, D * streams)
 
     return features

@@ -44,12 +44,12 @@ from lrcn.tasks.base import (
     register_task,
 )
 from lrcn.tasks.video_captioning import (
-    STREAMS,
     VideoDataConfig,
     cache_report,
     frame_sources,
     pad_frames,
     read_video_caption_split,
+    video_features,
 )
 
 Source = Callable[[int], Tensor]
@@ -283,19 +283,15 @@ class VideoTuplesTask(Task[VideoTuplesConfig]):
         device = resolve_device("auto")
         model = bundle.model.to(device).eval()
         assert isinstance(model, TupleHeads)
-        loads = [STREAMS[stream](config.data.indices) for stream in model.inputs.split("+")]
+        features = video_features(model, bundle.preprocess, config.data, device)
         results: list[dict[str, Any]] = []
         for path in inputs:
             try:
-                images = [load(Path(path)) for load in loads]  # (T, H, W, 3) per stream
+                feats = features(Path(path))  # (1, T, D * streams)
             except VideoError as err:
                 results.append({"input": str(path), "error": str(err)})
                 continue
             with torch.inference_mode():
-                feats = torch.cat([
-                    model.features(bundle.preprocess.frames_to_tensor(x).unsqueeze(0).to(device))
-                    for x in images
-                ], dim=2)  # fmt: skip  # (1, T, D * streams)
                 probs = model.probabilities(feats, torch.tensor([feats.shape[1]], device=device))
             top = options.get("top") or 3
             results.append({
