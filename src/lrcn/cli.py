@@ -299,8 +299,8 @@ def evaluate(
     quiet: QuietOption = False,
 ) -> None:
     """Score a trained model on its test split with its task's metrics, beside baselines
-    (activity: accuracy, per class, confusion matrix; captioning: BLEU, METEOR, ROUGE-L,
-    CIDEr-D)."""
+    (activity: accuracy, per class, confusion matrix; image and video captioning: BLEU, METEOR,
+    ROUGE-L, CIDEr-D; video tuples: slot accuracy, and tuples.json for every video)."""
     from lrcn.tasks import evaluate_run
 
     with _progress(quiet or json_output) as progress:
@@ -324,8 +324,9 @@ def predict(
     which: WhichOption = "best",
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON list.")] = False,
 ) -> None:
-    """Predict with a trained model (activity: top classes per video; captioning: a caption per
-    image). An unreadable input is reported on stderr and the others are still predicted."""
+    """Predict with a trained model, whatever its task (a video's classes, a sentence for a photo
+    or a video, a video's tuple). An unreadable input is reported on stderr and the others are
+    still predicted."""
     from lrcn.tasks import predict_run
 
     task, results = predict_run(run_dir, inputs, ctx.meta["task_options"], which)

@@ -147,7 +147,7 @@ MSRVTT_ERRORS = {
     "sentence type": (lambda d, root: d["sentences"][2].update(caption=None),
                       r"sentences\[2\]\.caption: input should be a valid string", set()),
     "missing video": (lambda d, root: (root / "TrainValVideo" / "video4.mp4").unlink(),
-                      r"videos\[4\] \(video4\): video not found; expected .*TrainValVideo/video4.mp4 \(or .mp4/.avi/.mkv/.webm in TrainValVideo, TestVideo, videos\)", {"video4"}),
+                      r"videos\[4\] \(video4\): video not found; expected video4 with suffix .mp4/.avi/.mkv/.webm in .* or its TrainValVideo/, TestVideo/, videos/ folder", {"video4"}),
     "no sentences": (lambda d, root: _drop_sentences(d, "video5"),
                      r"videos\[5\] \(video5\): no sentences; expected at least one", {"video5"}),
 }  # fmt: skip

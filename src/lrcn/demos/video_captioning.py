@@ -138,7 +138,7 @@ def run_video_captioning_demo(
     best = max(results["models"], key=lambda n: results["models"][n]["scores"]["cider"])
     _, described = predict_run(out / "runs" / best, [video])
     _, attended = predict_run(
-        out / "runs" / "temporal_attention-flow", [video], {"attention": out / "attention"}
+        out / "runs" / "temporal_attention-rgb+flow", [video], {"attention": out / "attention"}
     )
     results["described"] = {"model": best, **described[0], "attention": attended[0]["attention"]}
     return results

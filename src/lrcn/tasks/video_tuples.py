@@ -79,11 +79,11 @@ class VideoTuplesConfig(TaskConfig):
 def _slots(data: VideoTupleDataConfig, split: VideoCaptionSplit) -> TupleSlots:
     """The given slots, or those mined from the training sentences."""
     try:
-        if data.slots == "mined":
-            return mine_slots(
-                (c for item in split.train for c in item.captions),
-                data.max_slots, data.words_per_slot, data.min_count,
-            )  # fmt: skip
+        if data.slots == "mined":  # synonyms merged first, so each slot word is a label
+            sentences = (
+                [data.aliases.get(w, w) for w in c] for item in split.train for c in item.captions
+            )
+            return mine_slots(sentences, data.max_slots, data.words_per_slot, data.min_count)
         return TupleSlots.given(data.slots)
     except ValueError as err:
         raise ConfigError("data.slots", str(err)) from None
@@ -256,7 +256,8 @@ class VideoTuplesTask(Task[VideoTuplesConfig]):
         tuples = write_tuples(
             out / "tuples.json", slots,
             {item.video_id: probs[i].numpy() for i, item in enumerate(items)},
-            source=f"lrcn video_tuples run {bundle.path.parent} (epoch {bundle.epoch})",
+            source=f"lrcn video_tuples run {bundle.path.parent} ({bundle.path.name}/, epoch "
+            f"{'?' if bundle.epoch is None else bundle.epoch + 1})",
         )  # fmt: skip
         summary = {
             "split": split,
@@ -302,9 +303,10 @@ class VideoTuplesTask(Task[VideoTuplesConfig]):
         return results
 
     def render_evaluation(self, summary: dict[str, Any], echo: Echo) -> None:
+        epoch = "?" if summary["epoch"] is None else summary["epoch"] + 1
         echo(
             f"{summary['split']} split, {summary['videos']} videos (checkpoint from epoch "
-            f"{summary['epoch']}): mean slot accuracy {summary['slot_accuracy']:.3f}"
+            f"{epoch}): mean slot accuracy {summary['slot_accuracy']:.3f}"
         )
         for name, value in summary["slots"].items():
             echo(f"  {value:.3f}  {name}")

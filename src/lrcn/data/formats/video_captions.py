@@ -210,10 +210,9 @@ def read_msrvtt(root: str | Path, on_error: OnError = "raise") -> VideoCaptionSp
             if video_path is None:
                 raise DataError(
                     path,
-                    f"videos[{n}] ({video_id}): video not found; expected "
-                    f"{root / _MSRVTT_FOLDERS[0] / video_id}.mp4 (or "
-                    f"{'/'.join(VIDEO_SUFFIXES)} in "
-                    f"{', '.join(f for f in _MSRVTT_FOLDERS if f != '.')})",
+                    f"videos[{n}] ({video_id}): video not found; expected {video_id} with "
+                    f"suffix {'/'.join(VIDEO_SUFFIXES)} in {root} or its "
+                    f"{', '.join(f + '/' for f in _MSRVTT_FOLDERS if f != '.')} folder",
                 )
             if not captions.get(video_id):
                 raise DataError(
