@@ -133,4 +133,7 @@ def _train_locked(
     best = recorder.best_epoch
     where = f" at epoch {best + 1}" if best is not None else ""
     summary = f"best {task.primary_metric} {recorder.best:.3f}{where} (best/); run folder {run}"
+    if skipped:
+        first = sorted(skipped)[0]
+        summary += f"\nskipped {len(skipped)} (listed in report.json), e.g. {first}"
     return report | {"summary": summary}
