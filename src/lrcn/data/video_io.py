@@ -131,7 +131,8 @@ def _open(path: Path):  # type: ignore[no-untyped-def]
     try:
         container = av.open(str(path))
     except (av.error.FFmpegError, OSError) as err:
-        raise VideoError(path, f"not a readable video ({err})") from None
+        reason = getattr(err, "strerror", None) or str(err)  # without FFmpeg's "[Errno -N]"
+        raise VideoError(path, f"not a readable video ({reason})") from None
     if not container.streams.video:
         container.close()
         raise VideoError(path, "has no video stream")
