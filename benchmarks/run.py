@@ -18,6 +18,7 @@ import bench_conv_lstm
 import bench_loader
 import bench_lstm
 import bench_video_captioning
+import bench_vqa
 from common import machine
 
 BENCHMARKS = {
@@ -27,6 +28,7 @@ BENCHMARKS = {
     "cache": bench_cache,
     "beam": bench_beam,
     "video_captioning": bench_video_captioning,
+    "vqa": bench_vqa,
 }
 
 

@@ -430,10 +430,10 @@ def _main(
 
 
 # --------------------------------------------------------------------------------------------
-# `lrcn demo ...` and `lrcn datasets ...`: the functions registered in lrcn.commands
+# `lrcn demo ...`, `lrcn datasets ...`, `lrcn search`: the functions registered in lrcn.commands
 # --------------------------------------------------------------------------------------------
 
-_GROUP_APPS: dict[Group, typer.Typer] = {"demo": demo_app, "datasets": datasets_app}
+_GROUP_APPS: dict[Group, typer.Typer] = {"lrcn": app, "demo": demo_app, "datasets": datasets_app}
 _DEFAULT_DEMO = "activity"  # what plain `lrcn demo` runs (`make demo`)
 
 
@@ -448,18 +448,21 @@ def _typer_function(command: Command, *, group_default: bool = False) -> Callabl
     one, prints what the function returns and reports its errors like every command does.
     ``group_default``: a group's callback, which runs the command only when no subcommand
     was named (plain ``lrcn demo``)."""
-    parameters, takes_log = _typer_parameters(command)
+    parameters, passed = _typer_parameters(command)
 
     def run(**kwargs: Any) -> None:
         ctx = kwargs.pop("ctx", None)
         if ctx is not None and ctx.invoked_subcommand is not None:
             return
-        if takes_log:
+        if "log" in passed:
             kwargs["log"] = _log
-        try:
-            result = command.function(**kwargs)
-        except BadParameter as err:  # a usage error, like a value of the wrong type
-            raise typer.BadParameter(str(err)) from None
+        with _progress(quiet="progress" not in passed) as progress:
+            if "progress" in passed:
+                kwargs["progress"] = progress
+            try:
+                result = command.function(**kwargs)
+            except BadParameter as err:  # a usage error, like a value of the wrong type
+                raise typer.BadParameter(str(err)) from None
         _print_result(result)
 
     wrapped = _friendly_errors(run)
@@ -470,14 +473,16 @@ def _typer_function(command: Command, *, group_default: bool = False) -> Callabl
     return wrapped
 
 
-def _typer_parameters(command: Command) -> tuple[list[inspect.Parameter], bool]:
+def _typer_parameters(command: Command) -> tuple[list[inspect.Parameter], set[str]]:
     """The command's parameters, each ``Annotated[T, typer.Argument | typer.Option]``, and
-    whether it takes ``log``."""
+    which of ``log`` and ``progress`` (a progress bar's ``update(what, done, total)``, None
+    off a terminal) it takes: the CLI passes those."""
     hints = typing.get_type_hints(command.function, include_extras=True)
-    parameters, takes_log = [], False
+    parameters: list[inspect.Parameter] = []
+    passed: set[str] = set()
     for param in inspect.signature(command.function).parameters.values():
-        if param.name == "log":
-            takes_log = True
+        if param.name in ("log", "progress"):
+            passed.add(param.name)
             continue
         kind, help_ = _annotated_help(command, param, hints.get(param.name))
         info = _typer_info(help_, argument=param.default is param.empty)
@@ -489,7 +494,7 @@ def _typer_parameters(command: Command) -> tuple[list[inspect.Parameter], bool]:
                 annotation=Annotated[kind, info],
             )
         )
-    return parameters, takes_log
+    return parameters, passed
 
 
 def _annotated_help(command: Command, param: inspect.Parameter, hint: Any) -> tuple[Any, Help]:

@@ -1,4 +1,5 @@
-"""The seam between ``lrcn demo`` / ``lrcn datasets`` and the code behind them.
+"""The seam between ``lrcn demo`` / ``lrcn datasets`` / task commands such as ``lrcn search``
+and the code behind them.
 
 A demo or a data-set tool is a plain function, registered by name; its parameters carry their
 command-line help in ``Annotated[T, Help(...)]``, and what it returns is what the command
@@ -15,6 +16,9 @@ of ``cli.py``::
         \"\"\"Train on shapes.\"\"\"
         ...
         return f"accuracy {accuracy:.3f}"
+
+``register_command("search")`` adds a top-level ``lrcn search`` the same way: a task that
+brings a command of its own (retrieval's ``index`` and ``search``) registers it here too.
 
 A parameter without a default becomes a positional argument, one with a default an option
 (``--name-with-dashes``, or ``Help(flag=...)``). A parameter named ``log`` is not on the
@@ -44,11 +48,12 @@ __all__ = [
     "Help",
     "list_commands",
     "load_commands",
+    "register_command",
     "register_dataset_tool",
     "register_demo",
 ]
 
-Group = Literal["demo", "datasets"]
+Group = Literal["lrcn", "demo", "datasets"]  # "lrcn": a top-level command (lrcn search)
 F = TypeVar("F", bound=Callable[..., Any])
 
 # The modules whose import registers the commands, in the order they are listed in --help.
@@ -57,7 +62,10 @@ COMMAND_MODULES = (
     "lrcn.demos.captioning",
     "lrcn.demos.gradients",
     "lrcn.demos.video_captioning",
+    "lrcn.demos.vqa",
+    "lrcn.demos.retrieval",
     "lrcn.data.formats.tools",
+    "lrcn.search.commands",
 )
 
 
@@ -137,6 +145,12 @@ def _qualified(function: Callable[..., Any]) -> str:
 def register_demo(name: str, *, help: str | None = None) -> Callable[[F], F]:
     """Register ``lrcn demo <name>``; ``help`` defaults to the docstring's first paragraph."""
     return _register("demo", name, help)
+
+
+def register_command(name: str, *, help: str | None = None) -> Callable[[F], F]:
+    """Register a top-level ``lrcn <name>`` (``lrcn index``, ``lrcn search``); ``help``
+    defaults to the docstring's first paragraph."""
+    return _register("lrcn", name, help)
 
 
 def register_dataset_tool(name: str, *, help: str | None = None) -> Callable[[F], F]:

@@ -109,14 +109,21 @@ def plot_confusion(confusion: Sequence[Sequence[int]], classes: Sequence[str], t
 
 
 def plot_attention(
-    image: Any, alphas: Sequence[Any], words: Sequence[str], columns: int = 5
+    image: Any,
+    alphas: Sequence[Any],
+    words: Sequence[str],
+    columns: int = 5,
+    per: str = "word",
+    heading: str | None = None,
 ) -> Any:
     """The image, then for each generated word the image lit where the model attended.
 
     Args:
         image: ``uint8 (S, S, 3)``, the crop the model saw.
         alphas: one ``(h, w)`` attention map per word, upsampled smoothly to S x S.
-        words: the generated words, one per map.
+        words: the generated words, one per map (or any panel names: VQA's glimpses).
+        per: what one map belongs to, for the title ("word", "glimpse").
+        heading: a first title line (VQA: the question and the answer).
 
     All maps share one scale (the largest weight of the sentence), so a word whose attention
     is spread thin shows as dim everywhere rather than looking as sharp as a focused one.
@@ -144,9 +151,8 @@ def plot_attention(
             ax.imshow(shade)
             ax.set_title(f"{words[k - 1]}  (max {float(np.max(alphas[k - 1])):.2f})", fontsize=9)
     uniform = 1.0 / np.asarray(alphas[0]).size if alphas else 0.0
-    fig.suptitle(
-        f"attention per word; lit = attended (uniform weight would be {uniform:.3f})", fontsize=11
-    )
+    title = f"attention per {per}; lit = attended (uniform weight would be {uniform:.3f})"
+    fig.suptitle(title if heading is None else f"{heading}\n{title}", fontsize=11)
     fig.tight_layout()
     return fig
 

@@ -119,3 +119,27 @@ def test_decoders_learn_to_describe_their_image(name):
     expected = [c[1:].tolist() for c in captions]
     assert greedy == expected
     assert beam == expected
+
+
+@pytest.mark.parametrize("name", ["show_and_tell", "show_attend_tell"])
+def test_generative_retrieval_scores_are_step_by_step_log_likelihoods(name):
+    """Every (image, sentence) score is the sum of the decoder's step log-probabilities of the
+    sentence's words, <end> included, <pad> excluded, whatever the chunking."""
+    from lrcn.tasks.retrieval import generative_scores
+
+    torch.manual_seed(0)
+    model = _model(name).eval()
+    with torch.no_grad():
+        features = model.features(torch.randn(3, 3, 64, 64))  # (I, ...)
+    captions = [[1, 5, 6, 2], [1, 7, 2], [1, 8, 9, 10, 11, 2]]
+    scores = generative_scores(model, features, captions, torch.device("cpu"), chunk=2)
+    assert scores.shape == (3, 3)
+    for i in range(3):
+        for t, caption in enumerate(captions):
+            with torch.no_grad():
+                state = model.init_state(features[i : i + 1])
+                total = 0.0
+                for word, following in zip(caption[:-1], caption[1:], strict=True):
+                    log_probs, state = model.step(torch.tensor([word]), state)
+                    total += float(log_probs[0, following])
+            assert abs(float(scores[i, t]) - total) < 1e-4, (i, t)

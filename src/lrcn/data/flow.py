@@ -49,7 +49,7 @@ def flow_images(frames: np.ndarray) -> np.ndarray:
     out = np.empty((len(frames) - 1, *frames.shape[1:3], 3), dtype=np.uint8)
     for t in range(len(frames) - 1):
         flow = cv2.calcOpticalFlowFarneback(
-            gray[t], gray[t + 1], None,  # type: ignore[call-overload]
+            gray[t], gray[t + 1], None,  # type: ignore[call-overload, unused-ignore]
             pyr_scale=0.5, levels=3, winsize=15,
             iterations=3, poly_n=5, poly_sigma=1.2, flags=0,
         )  # fmt: skip

@@ -7,16 +7,18 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from lrcn.backbones import Backbone
 from lrcn.config import ConfigError
 from lrcn.data.features import FeatureCache, FrameLoader, weights_digest
 from lrcn.data.items import Problem
-from lrcn.data.video_io import read_frames
+from lrcn.data.video_io import read_frames, read_image
 
 __all__ = [
+    "cached_image_features",
     "feature_cache",
     "fill_feature_cache",
     "make_optimizer",
@@ -118,3 +120,31 @@ def fill_feature_cache(
             load_frames=load_frames,
         )  # fmt: skip
     return cache
+
+
+def cached_image_features(
+    config: Any,
+    model: nn.Module,
+    images: Sequence[Path],
+    device: torch.device,
+    skipped: list[Problem],
+    log: Callable[[str], None],
+    progress: Callable[[str, int, int], None] | None,
+    notes: list[str] | None = None,
+) -> tuple[FeatureCache, Callable[[Path], Tensor]]:
+    """Images' frozen-backbone features, cached (see :func:`fill_feature_cache`), and each
+    image's features by path: pooled ``(D,)`` or a grid ``(P, C)`` (positions first, as the
+    attention models read it). Images converted to RGB on the way are noted in ``notes``."""
+
+    def one_frame_clip(path: Path) -> np.ndarray:
+        return read_image(path, notes)[None]  # (1, H, W, 3)
+
+    cache = fill_feature_cache(
+        config, model, images, device, skipped, log, progress, one_frame_clip, "images"
+    )
+
+    def features(path: Path) -> Tensor:
+        array = torch.from_numpy(np.asarray(cache.load(path), dtype=np.float32))[0]
+        return array.flatten(1).transpose(0, 1) if array.dim() == 3 else array  # (P, C) | (D,)
+
+    return cache, features

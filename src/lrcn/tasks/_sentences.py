@@ -203,7 +203,7 @@ class SentenceTask(Task[C]):
     noun = "inputs"
     primary_metric = "val_cider"
     logged_metrics = ("val_bleu4", "val_cider")
-    evaluate_options = (
+    evaluate_options: ClassVar[tuple[TaskOption, ...]] = (
         TaskOption("beam", int, "beam size (default: the config's decode.beam_size)", min=1),
     )
     predict_options: ClassVar[tuple[TaskOption, ...]] = (

@@ -36,7 +36,7 @@ from lrcn.models.captioning import (
     ImageCaptioner,
     caption_loss,
 )
-from lrcn.tasks._common import feature_cache, fill_feature_cache, resolve_device
+from lrcn.tasks._common import cached_image_features, feature_cache, resolve_device
 from lrcn.tasks._sentences import (
     SentenceTask,
     decode_batches,
@@ -47,6 +47,7 @@ from lrcn.tasks._sentences import (
     validation_scores,
 )
 from lrcn.tasks.base import (
+    Echo,
     Log,
     Prepared,
     Progress,
@@ -78,11 +79,6 @@ def _report_conversions(notes: list[str], log: Log) -> list[str]:
     return sorted(set(notes))
 
 
-def _image_loader(notes: list[str]) -> Callable[[Path], np.ndarray]:
-    """Images as one-frame clips ``(1, H, W, 3)``, noting every conversion to RGB."""
-    return lambda path: read_image(path, notes)[None]
-
-
 # --------------------------------------------------------------------------------------------
 # Inputs: cached features or images
 # --------------------------------------------------------------------------------------------
@@ -103,16 +99,11 @@ def _sources(
     Images converted to RGB on the way are recorded in ``notes``."""
     if model.freeze_backbone:
         images = [item.image for item in items]
-        cache = fill_feature_cache(
-            config, model, images, device, skipped, log, progress, _image_loader(notes), "images"
+        cache, by_path = cached_image_features(
+            config, model, images, device, skipped, log, progress, notes
         )
         kept = [item for item in items if cache.has(item.image)]
-
-        def features(i: int) -> Tensor:
-            array = torch.from_numpy(np.asarray(cache.load(kept[i].image), dtype=np.float32))[0]
-            return array.flatten(1).transpose(0, 1) if array.dim() == 3 else array  # (P, D) or (D,)
-
-        return kept, features, True
+        return kept, lambda i: by_path(kept[i].image), True  # (P, D) or (D,)
     preprocess = model.backbone.preprocess
     kept = []
     for item in items:
@@ -181,6 +172,30 @@ def _pooled(
     return torch.nn.functional.normalize(torch.stack(rows), dim=1)
 
 
+def _generative_retrieval(
+    model: ImageCaptioner,
+    source: Source,
+    items: Sequence[CaptionItem],
+    features: bool,
+    vocab: Vocabulary,
+    device: torch.device,
+    folds: int,
+    split: str,
+) -> dict[str, Any]:
+    """R@K both ways with the captioner's log-likelihood of each sentence given each image as
+    the score (LRCN paper, Flickr30k retrieval): no training beyond the captioner's."""
+    from lrcn.tasks.retrieval import generative_scores, retrieval_summary
+
+    with torch.inference_mode():
+        inputs = [source(i) for i in range(len(items))]
+        if not features:
+            inputs = [model.features(x.unsqueeze(0).to(device))[0].cpu() for x in inputs]
+    captions = [vocab.encode(list(c)) for item in items for c in item.captions]
+    text_image = torch.tensor([n for n, item in enumerate(items) for _ in item.captions])
+    scores = generative_scores(model, torch.stack(inputs), captions, device)
+    return retrieval_summary(scores, text_image, folds, split)
+
+
 def _draw_attention(
     model: ImageCaptioner,
     feats: Tensor,
@@ -228,6 +243,14 @@ class CaptioningTask(SentenceTask[CaptioningConfig]):
     name = "captioning"
     config_class = CaptioningConfig
     noun = "images"
+    evaluate_options = (
+        *SentenceTask.evaluate_options,
+        TaskOption("retrieval", bool, "captioning: also rank the split's images for each "
+                   "sentence, and sentences for each image, by the captioner's likelihood "
+                   "(the LRCN paper's retrieval)"),
+        TaskOption("folds", int, "retrieval: score the split in N equal folds of images and "
+                   "average (5 on COCO's 5000 test images = the 1k protocol)", min=1),
+    )  # fmt: skip
     predict_options = (
         *SentenceTask.predict_options,
         TaskOption("attention", Path, "folder for attention PNGs (attention models)"),
@@ -361,8 +384,23 @@ class CaptioningTask(SentenceTask[CaptioningConfig]):
                 "captions": str(out / "captions.csv"),
             },
         }
+        if options.get("retrieval"):
+            summary["retrieval"] = _generative_retrieval(
+                model, source, items, features, vocab, device, int(options.get("folds") or 1),
+                split,
+            )  # fmt: skip
+        elif options.get("folds"):
+            raise ConfigError("--folds", "is an option of --retrieval", expected="--retrieval")
         (out / "metrics.json").write_text(json.dumps(summary, indent=1))
         return summary
+
+    def render_evaluation(self, summary: dict[str, Any], echo: Echo) -> None:
+        super().render_evaluation(summary, echo)
+        if "retrieval" in summary:
+            from lrcn.tasks.retrieval import render_retrieval
+
+            echo("generative retrieval (sentences ranked by log-likelihood under the captioner):")
+            render_retrieval(summary["retrieval"], echo)
 
     def predict(
         self,

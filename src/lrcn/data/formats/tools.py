@@ -12,7 +12,13 @@ from typing import Annotated
 
 from lrcn.commands import Help, register_dataset_tool
 
-__all__ = ["captions_from_csv", "msvd_split", "split_folders", "videos_from_csv"]
+__all__ = [
+    "captions_from_csv",
+    "msvd_split",
+    "split_folders",
+    "videos_from_csv",
+    "vqa_from_csv",
+]
 
 
 @register_dataset_tool("captions-from-csv")
@@ -109,4 +115,36 @@ def msvd_split(
     return [
         f"{path}: {counts} clips",
         f"train with data.format=msvd, data.root={root}, data.split_file={path}",
+    ]
+
+
+@register_dataset_tool("vqa-from-csv")
+def vqa_from_csv(
+    images: Annotated[Path, Help("Folder of your photos.")],
+    questions: Annotated[
+        Path,
+        Help(
+            "CSV (or TSV) with 'image' (a path in IMAGES), 'question' and 'answer' columns; "
+            "several rows for one question are several people's answers."
+        ),
+    ],
+    out: Annotated[
+        Path | None, Help("Folder for the VQA v2 files and images.json (default: IMAGES).")
+    ] = None,
+    test_fraction: Annotated[
+        float, Help("Share of images written as val2014, lrcn's test split.", min=0.0, max=1.0)
+    ] = 0.2,
+    seed: Annotated[int, Help("Seed of the split.")] = 0,
+) -> list[str]:
+    """Turn a folder of photos and a CSV of questions and answers into the VQA v2 layout (split
+    per image)."""
+    from lrcn.data.formats.vqa import csv_to_vqa
+
+    counts = csv_to_vqa(images, questions, out, test_fraction, seed)
+    folder = images if out is None else out
+    return [
+        f"{folder}: {counts['train_images']} train images ({counts['train_questions']} "
+        f"questions), {counts['test_images']} test images ({counts['test_questions']} "
+        f"questions), {counts['answers']} answers",
+        f"train with task=vqa, data.root={folder}",
     ]

@@ -1,0 +1,2 @@
+"""Text search over a folder of photos with a trained retrieval run (``lrcn index``,
+``lrcn search``)."""
