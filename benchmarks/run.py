@@ -17,6 +17,7 @@ import bench_cache
 import bench_conv_lstm
 import bench_loader
 import bench_lstm
+import bench_retrieval
 import bench_video_captioning
 import bench_vqa
 from common import machine
@@ -29,6 +30,7 @@ BENCHMARKS = {
     "beam": bench_beam,
     "video_captioning": bench_video_captioning,
     "vqa": bench_vqa,
+    "retrieval": bench_retrieval,
 }
 
 

@@ -25,8 +25,9 @@ from lrcn.data.video_io import write_video
 
 runner = CliRunner()
 
-DEMOS = {"activity", "captioning", "gradients"}
-TOOLS = {"captions-from-csv", "split-folders", "videos-from-csv", "msvd-split"}
+DEMOS = {"activity", "captioning", "gradients", "video-captioning", "vqa", "retrieval"}
+TOOLS = {"captions-from-csv", "split-folders", "videos-from-csv", "msvd-split", "vqa-from-csv"}
+TOP_LEVEL = {"index", "search"}
 
 
 # --------------------------------------------------------------------------------------------
@@ -44,7 +45,13 @@ def test_every_registered_command_is_in_help():
             assert command.name in result.output and command.help in result.output
             sub = runner.invoke(app, [group, command.name, "--help"])
             assert sub.exit_code == 0, sub.output
-            assert "--log" not in sub.output
+            assert "--log" not in sub.output and "--progress" not in sub.output
+    top = runner.invoke(app, ["--help"], env={"COLUMNS": "200"})
+    assert {c.name for c in list_commands("lrcn")} == TOP_LEVEL
+    for command in list_commands("lrcn"):
+        assert command.name in top.output and command.help in top.output
+        sub = runner.invoke(app, [command.name, "--help"])
+        assert sub.exit_code == 0 and "--progress" not in sub.output, sub.output
 
 
 def test_commands_and_their_modules_import_cheaply():

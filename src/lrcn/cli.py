@@ -176,11 +176,11 @@ class _TaskOptionsCommand(TyperCommand):
     def _specs(self) -> list[Any]:
         from lrcn.tasks import get_task, list_tasks
 
-        merged: dict[str, tuple[Any, list[str]]] = {}
+        merged: dict[str, tuple[Any, list[tuple[str, str]]]] = {}
         for name in list_tasks():
             for option in getattr(get_task(name), f"{self.stage}_options"):
-                merged.setdefault(option.name, (option, []))[1].append(name)
-        return [(option, tasks) for option, tasks in merged.values()]
+                merged.setdefault(option.name, (option, []))[1].append((name, option.help))
+        return [(option, helps) for option, helps in merged.values()]
 
     def get_params(self, ctx: Any) -> list[Any]:
         params = super().get_params(ctx)
@@ -204,10 +204,15 @@ def _typer_options(specs: list[Any]) -> list[Any]:
     """Click parameters for task options, made by typer itself from a function signature (so
     they look and parse like every other option), all defaulting to None (= not given)."""
     parameters = []
-    for option, tasks in specs:
+    for option, helps in specs:
+        texts = {text for _, text in helps}
+        if len(texts) == 1:  # one meaning: "activity, vqa: ..."
+            text = f"{', '.join(task for task, _ in helps)}: {texts.pop()}"
+        else:  # each task's own words: "activity: classes shown...; vqa: answers shown..."
+            text = "; ".join(f"{task}: {help_}" for task, help_ in helps)
         info = typer.Option(
             option.flag,
-            help=f"{', '.join(tasks)}: {option.help}",
+            help=text,
             min=option.min,
             rich_help_panel="Options of some tasks",
         )
@@ -300,7 +305,8 @@ def evaluate(
 ) -> None:
     """Score a trained model on its test split with its task's metrics, beside baselines
     (activity: accuracy, per class, confusion matrix; image and video captioning: BLEU, METEOR,
-    ROUGE-L, CIDEr-D; video tuples: slot accuracy, and tuples.json for every video)."""
+    ROUGE-L, CIDEr-D; video tuples: slot accuracy, and tuples.json for every video; vqa: VQA
+    accuracy per answer type; retrieval: R@1/5/10 and median rank both ways)."""
     from lrcn.tasks import evaluate_run
 
     with _progress(quiet or json_output) as progress:
@@ -325,8 +331,8 @@ def predict(
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON list.")] = False,
 ) -> None:
     """Predict with a trained model, whatever its task (a video's classes, a sentence for a photo
-    or a video, a video's tuple). An unreadable input is reported on stderr and the others are
-    still predicted."""
+    or a video, a video's tuple, the answer to a question about a photo, photos ranked for a
+    sentence). An unreadable input is reported on stderr and the others are still predicted."""
     from lrcn.tasks import predict_run
 
     task, results = predict_run(run_dir, inputs, ctx.meta["task_options"], which)

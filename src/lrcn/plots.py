@@ -46,7 +46,7 @@ def plot_curves(history: Sequence[dict[str, Any]], title: str = "Training") -> A
     for ax in (ax_loss, ax_acc):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax_loss.set_xlabel("epoch")
-    ax_loss.set_ylabel("cross-entropy")
+    ax_loss.set_ylabel("training loss (the task's)")
     ax_loss.grid(alpha=0.3)
     ax_loss.legend()
     names = sorted(

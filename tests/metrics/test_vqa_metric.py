@@ -37,9 +37,19 @@ def test_the_worked_values_are_the_well_known_steps():
     )
 
 
-def test_fewer_than_ten_answers_average_over_as_many_subsets():
-    # 3 answers, 2 match: leaving out a match (2 subsets) -> 1/3; leaving out "cat" -> 2/3
-    assert vqa_accuracy("dog", ["dog", "dog", "cat"]) == pytest.approx((2 * (1 / 3) + 2 / 3) / 3)
+def test_fewer_than_ten_answers_count_fully_when_30_percent_agree():
+    # The official leave-one-out would score the one right answer of a one-answer question 0.
+    assert vqa_accuracy("green", ["green"]) == 1.0
+    assert vqa_accuracy("red", ["green"]) == 0.0
+    # 3 answers: 0.9 people earn full credit, so one agreeing person is enough
+    assert vqa_accuracy("dog", ["dog", "cat", "cat"]) == 1.0
+    # 5 answers: full credit from 1.5 people; one agreeing person gets 1 / 1.5
+    assert vqa_accuracy("dog", ["dog", "cat", "cat", "cat", "cat"]) == pytest.approx(2 / 3)
+    assert vqa_accuracy("dog", ["dog", "Dog!", "cat", "cat", "cat"]) == 1.0  # normalised
+    assert soft_scores(["green"]) == {"green": 1.0}
+    assert soft_scores(["dog", "cat", "cat", "cat", "cat"]) == pytest.approx(
+        {"dog": 2 / 3, "cat": 1.0}
+    )
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,7 @@
 """Captioning models: teacher forcing equals step-by-step decoding; they learn; attention."""
 
+import itertools
+
 import pytest
 import torch
 
@@ -139,7 +141,7 @@ def test_generative_retrieval_scores_are_step_by_step_log_likelihoods(name):
             with torch.no_grad():
                 state = model.init_state(features[i : i + 1])
                 total = 0.0
-                for word, following in zip(caption[:-1], caption[1:], strict=True):
+                for word, following in itertools.pairwise(caption):
                     log_probs, state = model.step(torch.tensor([word]), state)
                     total += float(log_probs[0, following])
             assert abs(float(scores[i, t]) - total) < 1e-4, (i, t)

@@ -75,6 +75,15 @@ def test_train_evaluate_index_search_through_the_cli(shapes, tmp_path):
     assert scores == sorted(scores, reverse=True)
     assert page.read_text().count('<img src="data:image/jpeg;base64,') == 5
 
+    moved = tmp_path / "moved.jpg"
+    shutil.move(result["results"][0]["image"], moved)  # deleted since it was indexed
+    gone = runner.invoke(
+        app, ["search", str(index), "a red zebra on the left", "--top", "5", "--html", str(page)]
+    )
+    assert gone.exit_code == 0 and "no longer exist" in gone.stderr, gone.output
+    assert "missing since it was indexed" in page.read_text()
+    shutil.move(moved, result["results"][0]["image"])
+
     nothing = runner.invoke(app, ["search", str(index), "zebra giraffe"])
     assert nothing.exit_code == 2 and len(_errors(nothing)) == 1, nothing.stderr
     assert "no word of 'zebra giraffe' was seen in training" in _errors(nothing)[0]

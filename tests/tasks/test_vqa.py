@@ -84,14 +84,23 @@ def test_predict_needs_a_question_and_attention_needs_an_attention_model(shapes,
         app, ["predict", str(run), str(image), "--question", "how many?", "--attention", "x"]
     )
     assert refused.exit_code == 2 and "needs an attention model" in refused.output
+    nothing = runner.invoke(app, ["predict", str(run), str(image), "--question", "zorg blip?"])
+    assert nothing.exit_code == 2 and "no word of 'zorg blip?' was seen" in nothing.output
     bundle = run / "best" / "bundle.json"
-    meta = json.loads(bundle.read_text())
-    meta["extras"]["answers"].pop()  # an answer list that no longer fits the weights
-    bundle.write_text(json.dumps(meta))
-    edited = runner.invoke(app, ["predict", str(run), str(image), "--question", "how many?"])
-    errors = [line for line in edited.stderr.splitlines() if line.startswith("error: ")]
-    assert edited.exit_code == 2 and len(errors) == 1, edited.stderr
-    assert "weights do not fit the model bundle.json describes" in errors[0]
+    original = json.loads(bundle.read_text())
+    for edit in ("swap", "drop"):  # an answer list that no longer fits the weights
+        meta = json.loads(json.dumps(original))
+        answers = meta["extras"]["answers"]
+        if edit == "swap":
+            answers[0], answers[1] = answers[1], answers[0]
+        else:
+            answers.pop()
+        bundle.write_text(json.dumps(meta))
+        edited = runner.invoke(app, ["predict", str(run), str(image), "--question", "how many?"])
+        errors = [line for line in edited.stderr.splitlines() if line.startswith("error: ")]
+        assert edited.exit_code == 2 and len(errors) == 1, edited.stderr
+        assert "bundle.json: extras.answers_fingerprint" in errors[0], errors[0]
+        assert "answer list does not match its fingerprint" in errors[0]
 
 
 def _small_copy(shapes, tmp_path):

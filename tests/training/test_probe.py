@@ -84,7 +84,8 @@ def test_grids_are_their_spatial_mean() -> None:
     from_grids = fit_frame_probe(grids, labels, 3, epochs=30)
     from_pooled = fit_frame_probe(pooled, labels, 3, epochs=30)
     for name, value in from_grids.state_dict().items():
-        torch.testing.assert_close(value, from_pooled.state_dict()[name], rtol=1e-4, atol=1e-4)
+        # 30 epochs of float32 updates amplify the summation-order difference of the two means
+        torch.testing.assert_close(value, from_pooled.state_dict()[name], rtol=1e-3, atol=1e-3)
     clip = torch.from_numpy(grids[0]).unsqueeze(0)  # (1, T, C, h, w)
     torch.testing.assert_close(
         from_grids.clip_probs(clip), from_grids.clip_probs(clip.mean(dim=(-2, -1)))

@@ -66,14 +66,26 @@ def run_vqa_demo(
             train(validate_config(raw, source=str(path)), run, log=log)
         _, metrics = evaluate_run(run, log=log)
         results["models"][name] = metrics
-    image = sorted((data / "val2014").glob("*.jpg"))[0]
-    question = "what color is the shape on the left?"
+    image, question = _shape_question(data)
     _, answered = predict_run(
         out / "runs" / "show_ask_attend_answer", [image],
         {"question": question, "top": 3, "attention": out / "attention"},
     )  # fmt: skip
     results["answered"] = answered[0]
     return results
+
+
+def _shape_question(data: Path) -> tuple[Path, str]:
+    """The first test image and its own "what shape is the <colour> one?" question (its first
+    question when it has none): a question whose answer needs one object found."""
+    import json
+
+    asked = json.loads((data / "v2_OpenEnded_mscoco_val2014_questions.json").read_text())
+    first = min(q["image_id"] for q in asked["questions"])
+    mine = [q["question"] for q in asked["questions"] if q["image_id"] == first]
+    shape = [q for q in mine if q.startswith("what shape")]
+    image = data / "val2014" / f"COCO_val2014_{first:012d}.jpg"
+    return image, (shape or mine)[0]
 
 
 def results_table(results: dict[str, Any]) -> str:

@@ -8,6 +8,13 @@ A prediction scores ``min(#humans who gave it / 3, 1)``, averaged over the leave
 of the human answers (9 of the 10), after both sides are normalised (``normalize_answer``) -- but
 only when the humans disagree (see ``vqa_accuracy``). Scores are in [0, 1]; the official script
 reports 100 x the mean, rounded to 2 decimals.
+
+Your own data may have fewer than VQA's ten answers a question (one person, or three), where the
+official formula breaks: with one answer, its leave-one-out subset is empty and even the right
+answer scores 0. lrcn keeps the rule's meaning there: an answer that at least 30 % of the people
+gave (3 of VQA's 10) counts fully, fewer count in proportion, ``min(matches / (0.3 k), 1)`` for
+``k != 10`` answers; one answer is then an exact match. Ten answers always get the official
+formula.
 """
 
 from __future__ import annotations
@@ -18,6 +25,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 __all__ = ["VqaScores", "normalize_answer", "soft_scores", "vqa_accuracy", "vqa_scores"]
+
+OFFICIAL_ANSWERS = 10  # human answers per question in VQA v1/v2: the official formula's case
+FULL_SHARE = 0.3  # 3 of 10 people: the share of agreeing people that earns full credit
 
 # The official map, verbatim. Its capitalised keys ("Im", "Ive", "Id've", "I'dve") can never match
 # because words are lower-cased first, and "somebody'd" -> "somebodyd" runs backwards; both kept.
@@ -121,7 +131,8 @@ def vqa_accuracy(predicted: str, human_answers: Sequence[str]) -> float:
     the script always normalised the prediction and only punctuation-processed the humans' answers
     when they disagreed; this follows the current script.) Each human answer is left out in turn,
     the rest give ``min(matches / 3, 1)``, and the results are averaged: 1, 2, 3, 4+ matching
-    humans out of 10 score 0.3, 0.6, 0.9, 1.
+    humans out of 10 score 0.3, 0.6, 0.9, 1. With ``k != 10`` answers (your own data),
+    ``min(matches / (0.3 k), 1)``: see the module docstring.
     """
     if not human_answers:
         raise ValueError("no human answers to score against")
@@ -131,6 +142,8 @@ def vqa_accuracy(predicted: str, human_answers: Sequence[str]) -> float:
         answers = [_process_digit_article(_process_punctuation(answer)) for answer in answers]
         prediction = _process_digit_article(_process_punctuation(prediction))
     matches = sum(answer == prediction for answer in answers)
+    if len(answers) != OFFICIAL_ANSWERS:  # your own data: 30 % of the people count fully
+        return min(1.0, matches / (FULL_SHARE * len(answers)))
     # Leaving out answer i leaves ``matches - (answer i matched)`` matches among the others.
     per_subset = [min(1.0, float(matches - (answer == prediction)) / 3) for answer in answers]
     return float(sum(per_subset)) / len(per_subset)
@@ -142,10 +155,12 @@ def soft_scores(human_answers: Sequence[str]) -> dict[str, float]:
     The usual VQA soft target, a simplification of the leave-one-out accuracy (for 10 answers the
     exact values for 1, 2, 3 matches are 0.3, 0.6, 0.9, not 1/3, 2/3, 1). Answers are always fully
     normalised, so the keys match an answer vocabulary built with ``normalize_answer``; an answer
-    that normalises to "" (e.g. "a") is kept as the key "".
+    that normalises to "" (e.g. "a") is kept as the key "". With ``k != 10`` answers,
+    ``min(count / (0.3 k), 1)``, as :func:`vqa_accuracy` scores them.
     """
     counts = Counter(normalize_answer(answer) for answer in human_answers)
-    return {answer: min(1.0, count / 3) for answer, count in counts.items()}
+    full = 3 if len(human_answers) == OFFICIAL_ANSWERS else FULL_SHARE * len(human_answers)
+    return {answer: min(1.0, count / full) for answer, count in counts.items()}
 
 
 @dataclass

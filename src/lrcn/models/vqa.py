@@ -22,12 +22,13 @@ Kazemi & Elqursh 2017.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from typing import Annotated, Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator
 from torch import Tensor, nn
 
 from lrcn.backbones import Backbone
@@ -56,17 +57,44 @@ def soft_target_loss(logits: Tensor, targets: Tensor) -> Tensor:
     return F.binary_cross_entropy_with_logits(logits, targets, reduction="sum") / len(logits)
 
 
+def answers_fingerprint(answers: list[str]) -> str:
+    """SHA-1 prefix of the answer list in output order: output i means ``answers[i]``."""
+    return hashlib.sha1("\n".join(answers).encode()).hexdigest()[:16]
+
+
 class VqaExtras(BaseModel):
-    """A VQA bundle's question vocabulary (fingerprinted) and answer list, in output order."""
+    """A VQA bundle's question vocabulary and answer list (output order), each checked
+    against its fingerprint when the bundle is loaded: a reordered or edited answer list would
+    otherwise name the wrong answer for every output."""
 
     vocab: VocabularyData
     answers: list[str] = Field(min_length=1)
+    answers_fingerprint: str
 
     @field_validator("vocab")
     @classmethod
     def _fingerprint_matches(cls, vocab: VocabularyData) -> VocabularyData:
         Vocabulary.from_dict(vocab.model_dump())  # raises ValueError on a mismatch
         return vocab
+
+    @field_validator("answers_fingerprint")
+    @classmethod
+    def _answers_match(cls, fingerprint: str, info: ValidationInfo) -> str:
+        answers = info.data.get("answers")
+        if answers is not None and answers_fingerprint(answers) != fingerprint:
+            raise ValueError(
+                "the stored answer list does not match its fingerprint: it was edited or "
+                "belongs to other weights"
+            )
+        return fingerprint
+
+    @classmethod
+    def of(cls, vocab: Vocabulary, answers: list[str]) -> VqaExtras:
+        return cls(
+            vocab=VocabularyData(**vocab.to_dict()),
+            answers=answers,
+            answers_fingerprint=answers_fingerprint(answers),
+        )
 
     def vocabulary(self) -> Vocabulary:
         return Vocabulary.from_dict(self.vocab.model_dump())

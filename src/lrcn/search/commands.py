@@ -60,6 +60,11 @@ def search(
     hits, unknown = search_index(found, query, top)
     if unknown:
         log(f"words never seen in training (read as <unk>): {', '.join(unknown)}")
+    gone = [h.image for h in hits if not h.image.is_file()]
+    if gone:
+        log(f"warning: {len(gone)} of these images no longer exist, e.g. {gone[0]}; rebuild "
+            f"the index: lrcn index {found.meta['run']} {found.meta['images_root']} --out "
+            f"{index_dir}")  # fmt: skip
     lines = []
     if html is not None:
         from lrcn.search.page import write_results_page

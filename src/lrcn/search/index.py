@@ -126,7 +126,7 @@ def build_index(
                 names.append(path)
             except VideoError as err:
                 if on_error == "raise":
-                    raise
+                    raise LrcnError(f"{err}; --skip-bad leaves such images out") from None
                 skipped.append(str(err))
         if pixels:
             with torch.inference_mode():
@@ -150,6 +150,8 @@ def build_index(
         "dim": int(vectors.shape[1]),
         "skipped": skipped,
     }
+    if (out / META).is_file():
+        log(f"replacing the index in {out}")
     out.mkdir(parents=True, exist_ok=True)
     np.save(out / VECTORS, vectors, allow_pickle=False)
     (out / NAMES).write_text(
@@ -162,6 +164,8 @@ def build_index(
 def load_index(folder: Path) -> ImageIndex:
     """An index folder, checked: its format, the vectors' shape against the image list."""
     meta_path = folder / META
+    if not folder.is_dir():
+        raise LrcnError(folder, "no such index folder", expected="a folder written by lrcn index")
     if not meta_path.is_file():
         raise LrcnError(folder, f"no {META} in it", expected="a folder written by lrcn index")
     try:
@@ -169,7 +173,8 @@ def load_index(folder: Path) -> ImageIndex:
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise LrcnError(meta_path, f"not JSON ({err})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise LrcnError(meta_path, "format", expected=f'"format": "{FORMAT}"')
+        found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise LrcnError(meta_path, f"format {found!r}", key="format", expected=repr(FORMAT))
     try:
         vectors = np.load(folder / VECTORS, allow_pickle=False)
     except (OSError, ValueError) as err:
@@ -206,7 +211,13 @@ def search_index(index: ImageIndex, text: str, top: int = 10) -> tuple[list[Hit]
     from lrcn.tasks.retrieval import embed_texts, encode_query
 
     run, which = Path(index.meta["run"]), str(index.meta.get("which", "best"))
-    folder = resolve_bundle_dir(run, which)
+    try:
+        folder = resolve_bundle_dir(run, which)
+    except LrcnError as err:
+        raise LrcnError(
+            index.folder / META, f"its run cannot be read ({err})", key="run",
+            expected="the retrieval run the index was built with, where it was",
+        ) from None  # fmt: skip
     if _file_digest(folder / "model.safetensors") != index.meta.get("weights_sha1"):
         raise LrcnError(
             index.folder / META,

@@ -30,6 +30,8 @@ figcaption { padding: 8px 10px; font-size: 13px; }
 .bar { height: 6px; background: #e4e7eb; border-radius: 3px; margin: 6px 0; }
 .bar span { display: block; height: 100%; background: #3e7cb1; border-radius: 3px; }
 .name { color: #616e7c; word-break: break-all; }
+.gone { aspect-ratio: 1; display: flex; align-items: center; justify-content: center;
+        background: #e4e7eb; color: #616e7c; font-size: 13px; text-align: center; }
 """
 
 
@@ -51,13 +53,18 @@ def write_results_page(
     """Write the page for ``hits`` of ``query`` to ``out``; return ``out``."""
     esc = html.escape
     best = max((h.score for h in hits), default=1.0)
-    low = min((h.score for h in hits), default=0.0)
-    span = max(best - low, 1e-6)
     cards = []
     for hit in hits:
-        width = 15 + 85 * (hit.score - low) / span  # the best fills the bar; the last shows
+        # Bars are the cosine as a share of the best one's, from 0: near-equal scores look
+        # near-equal (a bar scaled between the lowest and highest shown would not).
+        width = 100 * max(hit.score, 0.0) / max(best, 1e-6)
+        picture = (
+            f'<img src="{thumbnail_data_url(hit.image)}" alt="{esc(hit.image.name)}">'
+            if hit.image.is_file()
+            else '<div class="gone">missing since it was indexed</div>'
+        )
         cards.append(
-            f'<figure><img src="{thumbnail_data_url(hit.image)}" alt="{esc(hit.image.name)}">'
+            f"<figure>{picture}"
             f'<figcaption><span class="rank">#{hit.rank}</span> score {hit.score:.3f}'
             f'<div class="bar"><span style="width:{width:.0f}%"></span></div>'
             f'<div class="name">{esc(hit.image.name)}</div></figcaption></figure>'

@@ -16,6 +16,7 @@ from lrcn.config import ConfigError
 from lrcn.data.features import FeatureCache, FrameLoader, weights_digest
 from lrcn.data.items import Problem
 from lrcn.data.video_io import read_frames, read_image
+from lrcn.data.vocab import Vocabulary, tokenize
 
 __all__ = [
     "cached_image_features",
@@ -24,6 +25,7 @@ __all__ = [
     "make_optimizer",
     "make_scheduler",
     "resolve_device",
+    "typed_words",
 ]
 
 
@@ -148,3 +150,20 @@ def cached_image_features(
         return array.flatten(1).transpose(0, 1) if array.dim() == 3 else array  # (P, C) | (D,)
 
     return cache, features
+
+
+def typed_words(text: str, vocab: Vocabulary, where: str) -> tuple[list[str], list[str]]:
+    """A typed sentence's tokens, and those the vocabulary lacks (they read as ``<unk>``;
+    callers report them). A sentence with no known word is refused (``where`` names the flag):
+    the model would see only ``<unk>``, and its answer or ranking would pretend otherwise."""
+    tokens = tokenize(text)
+    if not tokens:
+        raise ConfigError(where, f"{text!r} holds no words", expected="a sentence")
+    unknown = [t for t in tokens if t not in vocab.index]
+    if len(unknown) == len(tokens):
+        raise ConfigError(
+            where,
+            f"no word of {text!r} was seen in training",
+            expected="a sentence with at least one word of the vocabulary",
+        )
+    return tokens, unknown

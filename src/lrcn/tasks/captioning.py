@@ -56,6 +56,12 @@ from lrcn.tasks.base import (
     TrainingSetup,
     register_task,
 )
+from lrcn.tasks.retrieval import (
+    check_folds,
+    generative_scores,
+    render_retrieval,
+    retrieval_summary,
+)
 
 Source = Callable[[int], Tensor]  # item index -> features or a preprocessed image
 
@@ -184,8 +190,6 @@ def _generative_retrieval(
 ) -> dict[str, Any]:
     """R@K both ways with the captioner's log-likelihood of each sentence given each image as
     the score (LRCN paper, Flickr30k retrieval): no training beyond the captioner's."""
-    from lrcn.tasks.retrieval import generative_scores, retrieval_summary
-
     with torch.inference_mode():
         inputs = [source(i) for i in range(len(items))]
         if not features:
@@ -245,10 +249,10 @@ class CaptioningTask(SentenceTask[CaptioningConfig]):
     noun = "images"
     evaluate_options = (
         *SentenceTask.evaluate_options,
-        TaskOption("retrieval", bool, "captioning: also rank the split's images for each "
+        TaskOption("retrieval", bool, "also rank the split's images for each "
                    "sentence, and sentences for each image, by the captioner's likelihood "
                    "(the LRCN paper's retrieval)"),
-        TaskOption("folds", int, "retrieval: score the split in N equal folds of images and "
+        TaskOption("folds", int, "score the split in N equal folds of images and "
                    "average (5 on COCO's 5000 test images = the 1k protocol)", min=1),
     )  # fmt: skip
     predict_options = (
@@ -347,6 +351,9 @@ class CaptioningTask(SentenceTask[CaptioningConfig]):
         progress: Progress | None,
     ) -> dict[str, Any]:
         """Caption a split with beam search; score it and two baselines with pycocoevalcap."""
+        folds = int(options.get("folds") or 1)
+        if options.get("folds") and not options.get("retrieval"):
+            raise ConfigError("--folds", "is an option of --retrieval", expected="--retrieval")
         vocab = bundle.extras_as(CaptioningExtras).vocabulary()
         device = resolve_device(config.train.device)
         model = bundle.model.to(device)
@@ -360,6 +367,8 @@ class CaptioningTask(SentenceTask[CaptioningConfig]):
         train_items, train_source, _ = _sources(
             config, model, data.train, device, skipped, log, False, notes, progress
         )
+        if options.get("retrieval"):
+            check_folds(len(items), folds, split)  # before the long caption pass
         d = config.decode
         beam = options.get("beam") or d.beam_size
         result = caption_items(
@@ -386,19 +395,14 @@ class CaptioningTask(SentenceTask[CaptioningConfig]):
         }
         if options.get("retrieval"):
             summary["retrieval"] = _generative_retrieval(
-                model, source, items, features, vocab, device, int(options.get("folds") or 1),
-                split,
+                model, source, items, features, vocab, device, folds, split,
             )  # fmt: skip
-        elif options.get("folds"):
-            raise ConfigError("--folds", "is an option of --retrieval", expected="--retrieval")
         (out / "metrics.json").write_text(json.dumps(summary, indent=1))
         return summary
 
     def render_evaluation(self, summary: dict[str, Any], echo: Echo) -> None:
         super().render_evaluation(summary, echo)
         if "retrieval" in summary:
-            from lrcn.tasks.retrieval import render_retrieval
-
             echo("generative retrieval (sentences ranked by log-likelihood under the captioner):")
             render_retrieval(summary["retrieval"], echo)
 

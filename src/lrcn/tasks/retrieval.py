@@ -30,8 +30,8 @@ from lrcn.data.captions import CaptionDataConfig, read_caption_split
 from lrcn.data.formats.captions import CaptionItem, CaptionSplit
 from lrcn.data.items import DataError, Problem
 from lrcn.data.video_io import VideoError, read_image
-from lrcn.data.vocab import Vocabulary, tokenize
-from lrcn.metrics.retrieval import RetrievalScores, folded_scores, retrieval_scores
+from lrcn.data.vocab import Vocabulary
+from lrcn.metrics.retrieval import folded_scores, retrieval_scores
 from lrcn.models.captioning import ImageCaptioner, VocabularyData
 from lrcn.models.retrieval import (
     RetrievalExtras,
@@ -39,7 +39,7 @@ from lrcn.models.retrieval import (
     RetrievalModelConfig,
     contrastive_loss,
 )
-from lrcn.tasks._common import cached_image_features, resolve_device
+from lrcn.tasks._common import cached_image_features, resolve_device, typed_words
 from lrcn.tasks.base import (
     Echo,
     Log,
@@ -56,6 +56,7 @@ __all__ = [
     "RetrievalConfig",
     "RetrievalTask",
     "chance_recall",
+    "check_folds",
     "embed_images",
     "embed_texts",
     "encode_query",
@@ -120,17 +121,9 @@ def embed_images(
 def encode_query(
     text: str, vocab: Vocabulary, max_len: int, where: str
 ) -> tuple[list[int], list[str]]:
-    """A typed sentence's word ids and the words the vocabulary does not hold (reported, not
-    dropped: they read as ``<unk>``). A sentence with no known word is refused: every image
-    would score alike, and a ranking would pretend otherwise."""
-    tokens = tokenize(text)
-    unknown = [t for t in tokens if t not in vocab.index]
-    if not tokens or len(unknown) == len(tokens):
-        raise ConfigError(
-            where,
-            f"no word of {text!r} was seen in training",
-            expected="a sentence with at least one word of the vocabulary",
-        )
+    """A typed sentence's word ids and the words the vocabulary lacks (reported, not dropped:
+    they read as ``<unk>``); a sentence with no known word is refused (:func:`typed_words`)."""
+    tokens, unknown = typed_words(text, vocab, where)
     return _ids(tokens, vocab, max_len), unknown
 
 
@@ -217,15 +210,20 @@ def _chance_median(candidates: int, right: int) -> float:
     return float(candidates)
 
 
-def retrieval_summary(scores: Tensor, text_image: Tensor, folds: int, split: str) -> dict[str, Any]:
-    """R@K and median rank both ways (the mean over ``folds`` equal folds of images), and
-    random ranking's expected values at the same size, as evaluate reports them."""
-    images = scores.shape[0]
-    if images < 2 or images % folds:
+def check_folds(images: int, folds: int, split: str) -> None:
+    """Refuse ``--folds`` that do not split ``images`` into equal folds of two or more."""
+    if images < 2 * folds or images % folds:
         raise ConfigError(
             "--folds", f"{images} {split} images cannot be split into {folds} equal folds",
             expected="a number of folds that divides the image count",
         )  # fmt: skip
+
+
+def retrieval_summary(scores: Tensor, text_image: Tensor, folds: int, split: str) -> dict[str, Any]:
+    """R@K and median rank both ways (the mean over ``folds`` equal folds of images), and
+    random ranking's expected values at the same size, as evaluate reports them."""
+    images = scores.shape[0]
+    check_folds(images, folds, split)
     result = folded_scores(scores, text_image, folds) if folds > 1 else retrieval_scores(
         scores, text_image
     )  # fmt: skip
@@ -290,14 +288,6 @@ def render_retrieval(ranked: dict[str, Any], echo: Echo) -> None:
                  f"{values['median_rank']:8.1f}   {label}")  # fmt: skip
 
 
-def _flat(scores: RetrievalScores) -> dict[str, float]:
-    out = {"rsum": scores.rsum}
-    for direction, values in (("t2i", scores.text_to_image), ("i2t", scores.image_to_text)):
-        for key, value in values.items():
-            out[f"{direction}_{key}"] = value
-    return out
-
-
 # --------------------------------------------------------------------------------------------
 # The task
 # --------------------------------------------------------------------------------------------
@@ -309,13 +299,13 @@ class RetrievalTask(Task[RetrievalConfig]):
     name = "retrieval"
     config_class = RetrievalConfig
     primary_metric = "val_rsum"
-    logged_metrics = ("val_rsum", "val_t2i_r1")
+    logged_metrics = ("val_rsum", "val_t2i_r1", "val_i2t_r1")
     evaluate_options = (
-        TaskOption("folds", int, "retrieval: score the split in N equal folds of images and "
+        TaskOption("folds", int, "score the split in N equal folds of images and "
                    "average (5 on COCO's 5000 test images = the 1k protocol)", min=1),
     )  # fmt: skip
     predict_options = (
-        TaskOption("text", str, "retrieval: the sentence to rank the given images by"),
+        TaskOption("text", str, "the sentence to rank the given images by"),
         TaskOption("top", int, "images shown (default: all given)", min=1),
     )
 
@@ -377,8 +367,12 @@ class RetrievalTask(Task[RetrievalConfig]):
         def validate(m: nn.Module) -> dict[str, float]:
             assert isinstance(m, RetrievalModel)
             scores, text_image = _split_scores(m, val, image, vocab, max_len, device)
-            flat = _flat(retrieval_scores(scores, text_image))
-            return {f"val_{k}": v for k, v in flat.items()}
+            ranked = retrieval_scores(scores, text_image)
+            return {
+                "val_rsum": ranked.rsum,
+                "val_t2i_r1": ranked.text_to_image["R@1"],
+                "val_i2t_r1": ranked.image_to_text["R@1"],
+            }
 
         return TrainingSetup(
             train_set=_Pairs(train, image, vocab, max_len),
@@ -437,6 +431,7 @@ class RetrievalTask(Task[RetrievalConfig]):
             config, model, data.split(split), device, skipped, log, progress
         )
         folds = int(options.get("folds") or 1)
+        check_folds(len(items), folds, split)
         scores, text_image = _split_scores(model, items, image, vocab, config.data.max_len, device)
         ranked = retrieval_summary(scores, text_image, folds, split)
         out.mkdir(parents=True, exist_ok=True)

@@ -30,11 +30,10 @@ from lrcn.config import ConfigError, StrictConfig, TrainConfig
 from lrcn.data.formats.vqa import VqaItem, VqaSplit, read_vqa
 from lrcn.data.items import Problem, require_root
 from lrcn.data.video_io import VideoError, read_image
-from lrcn.data.vocab import Vocabulary, tokenize
+from lrcn.data.vocab import Vocabulary
 from lrcn.metrics.vqa import normalize_answer, soft_scores, vqa_accuracy, vqa_scores
-from lrcn.models.captioning import VocabularyData
 from lrcn.models.vqa import VqaExtras, VqaModel, VqaModelConfig, soft_target_loss
-from lrcn.tasks._common import cached_image_features, resolve_device
+from lrcn.tasks._common import cached_image_features, resolve_device, typed_words
 from lrcn.tasks.base import (
     Echo,
     Log,
@@ -172,11 +171,17 @@ def _type_prior(train: Sequence[VqaItem]) -> Callable[[VqaItem], str]:
     overall: Counter[str] = Counter()
     for item in train:
         for a in item.answers:
-            by_type[item.question_type][normalize_answer(a)] += 1
+            by_type[question_type(item)][normalize_answer(a)] += 1
             overall[normalize_answer(a)] += 1
     best = {t: c.most_common(1)[0][0] for t, c in by_type.items()}
     fallback = overall.most_common(1)[0][0] if overall else ""
-    return lambda item: best.get(item.question_type, fallback)
+    return lambda item: best.get(question_type(item), fallback)
+
+
+def question_type(item: VqaItem) -> str:
+    """The annotation's ``question_type`` (VQA's 65 question prefixes), or, where the file has
+    none (your own data), the question's first two words ("what color", "is there")."""
+    return item.question_type or " ".join(item.question[:2])
 
 
 class VqaTask(Task[VqaConfig]):
@@ -200,7 +205,7 @@ class VqaTask(Task[VqaConfig]):
         vocab = Vocabulary.build((item.question for item in split.train), config.data.min_count)
         answers = answer_vocabulary(split.train, config.data.num_answers)
         log(f"questions: {len(vocab)} words; answers: the {len(answers)} most frequent")
-        extras = VqaExtras(vocab=VocabularyData(**vocab.to_dict()), answers=answers)
+        extras = VqaExtras.of(vocab, answers)
         return Prepared(extras, split, [p.problem for p in split.skipped])
 
     def training(
@@ -328,11 +333,12 @@ class VqaTask(Task[VqaConfig]):
         """Answer ``options["question"]`` about each image; the top answers with their
         probabilities, and with ``attention`` (attention models) a PNG of each glimpse."""
         question_text = options.get("question")
-        if not question_text or not tokenize(question_text):
+        if question_text is None:
             raise ConfigError("--question", "no question given", expected='--question "what '
                               'colour is the car?"')  # fmt: skip
         extras = bundle.extras_as(VqaExtras)
         vocab, answers = extras.vocabulary(), extras.answers
+        tokens, unknown = typed_words(question_text, vocab, "--question")
         device = resolve_device("auto")
         model = bundle.model.to(device).eval()
         assert isinstance(model, VqaModel)
@@ -340,8 +346,6 @@ class VqaTask(Task[VqaConfig]):
         if attention_dir is not None and model.feature_kind != "grid":
             raise ConfigError("--attention", f"needs an attention model; {config.model.name} "
                               "has none", expected="a show_ask_attend_answer run")  # fmt: skip
-        tokens = tokenize(question_text)
-        unknown = [t for t in tokens if t not in vocab.index]
         ids = _encode(tokens, vocab, config.data.max_question_len)
         question = torch.tensor([ids], device=device)
         lengths = torch.tensor([len(ids)], device=device)

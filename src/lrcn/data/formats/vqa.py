@@ -504,6 +504,15 @@ def _rows(reader: csv.DictReader[str], csv_path: Path) -> Iterator[tuple[int, st
     words and an answer."""
     for row in reader:
         line = reader.line_num
+        if None in row:  # DictReader files the fields past the header's under None
+            extra = row[None]
+            raise DataError(
+                csv_path,
+                f"{len(reader.fieldnames or []) + len(extra)} fields, the last {extra!r} beyond "
+                "the header's",
+                line,
+                expected="one field per column; quote a question that holds a comma",
+            )
         image = (row.get("image") or "").strip()
         text = (row.get("question") or "").strip()
         answer = (row.get("answer") or "").strip()
@@ -519,13 +528,17 @@ def _rows(reader: csv.DictReader[str], csv_path: Path) -> Iterator[tuple[int, st
 
 
 def _answer_type(answers: list[str]) -> str:
-    """VQA's three answer types, guessed from all the answers given."""
-    words = [a.strip().lower() for a in answers]
-    if all(w in ("yes", "no") for w in words):
-        return "yes/no"
-    if all(w.isascii() and w.isdigit() for w in words):
-        return "number"
-    return "other"
+    """VQA's three answer types, by majority over the answers given, as VQA assigns them
+    (ties: yes/no, then number)."""
+
+    def kind(answer: str) -> str:
+        word = answer.strip().lower().rstrip(".!")
+        if word in ("yes", "no"):
+            return "yes/no"
+        return "number" if word.isascii() and word.isdigit() else "other"
+
+    counts = Counter(kind(a) for a in answers)
+    return max(("yes/no", "number", "other"), key=lambda k: counts[k])
 
 
 def csv_to_vqa(
