@@ -372,6 +372,7 @@ CSV_ERRORS = {
     "empty image": ([("image", "question", "answer"), (" ", "Is it?", "yes")], "qa.csv:2: empty image name"),
     "image missing": ([("image", "question", "answer"), ("p0.png", "Is it?", "yes"), ("nope.png", "Is it?", "no")], "qa.csv:3: image "),
     "no rows": ([("image", "question", "answer")], "qa.csv: no questions in it"),
+    "tabs in a .csv": ([("image\tquestion\tanswer",), ("p0.png\tIs it?\tyes",)], "qa.csv:1: the header must name 'image', 'question' and 'answer' columns, got ['image\\tquestion\\tanswer'] (it looks tab-separated"),
     "unquoted comma": ([("image", "question", "answer"), ("p0.png", "is it red", " green or blue?", "green")], "qa.csv:2: 4 fields, the last ['green'] beyond the header's"),
     "one image": ([("image", "question", "answer"), ("p0.png", "Is it?", "yes")], "qa.csv: 1 image(s); expected at least 2"),
 }  # fmt: skip

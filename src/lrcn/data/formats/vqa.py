@@ -474,11 +474,20 @@ def _read_csv(images: Path, csv_path: Path) -> list[_CsvQuestion]:
     with csv_path.open(newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f, delimiter=delimiter)
         try:
-            if reader.fieldnames is None or not set(_COLUMNS) <= set(reader.fieldnames):
+            if reader.fieldnames is None:
+                raise DataError(csv_path, "empty file", expected="a header 'image,question,answer'")
+            if not set(_COLUMNS) <= set(reader.fieldnames):
+                other = "\t" if delimiter == "," else ","
+                hint = (
+                    f" (it looks {'tab' if other == chr(9) else 'comma'}-separated: a .csv file "
+                    "is read with commas, any other suffix with tabs)"
+                    if len(reader.fieldnames) == 1 and other in reader.fieldnames[0]
+                    else ""
+                )
                 raise DataError(
                     csv_path,
                     f"the header must name 'image', 'question' and 'answer' columns, got "
-                    f"{reader.fieldnames}",
+                    f"{reader.fieldnames}{hint}",
                     1,
                 )
             for line, image, text, answer in _rows(reader, csv_path):
