@@ -3,6 +3,7 @@ cache a config implies."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ from lrcn.data.features import FeatureCache, FrameLoader, weights_digest
 from lrcn.data.items import Problem
 from lrcn.data.video_io import read_frames, read_image
 from lrcn.data.vocab import Vocabulary, tokenize
+
+IMAGES_HELD_POOLED = 65_536  # pooled features kept in memory: 65k x 5 KB = 330 MB at most
 
 __all__ = [
     "cached_image_features",
@@ -145,6 +148,12 @@ def cached_image_features(
         config, model, images, device, skipped, log, progress, one_frame_clip, "images"
     )
 
+    # Every caption or question of an image reads that image's features, each epoch: keep the
+    # last ones read in memory (pooled vectors are 5 KB, so all of a split's; a 7x7x1280 grid
+    # is 250 KB, so the last 512), and a file is opened once an epoch at most.
+    held = IMAGES_HELD_POOLED if str(getattr(model, "feature_kind", "")) == "pooled" else 512
+
+    @functools.lru_cache(maxsize=held)
     def features(path: Path) -> Tensor:
         array = torch.from_numpy(np.asarray(cache.load(path), dtype=np.float32))[0]
         return array.flatten(1).transpose(0, 1) if array.dim() == 3 else array  # (P, C) | (D,)

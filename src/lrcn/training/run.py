@@ -16,7 +16,9 @@ and ``best/`` (when the primary validation metric improved) are written into ``.
 then a ``COMMIT`` marker (the epoch and the history the views are drawn from) is renamed into
 place: that rename is the commit point. The bundles
 are then moved into place and ``metrics.jsonl``, ``metrics.csv`` and ``curves.png`` are
-rewritten from the history, which is their single source. :func:`recover` finishes a
+rewritten from the history, which is their single source (``curves.png`` after the first and
+the last epoch and at most every ``CURVES_EVERY_S`` seconds between: drawing it costs as much
+as an epoch of a small model). :func:`recover` finishes a
 committed epoch whose moves a kill interrupted, and drops an uncommitted one, so after a
 kill at any moment the folder holds the last committed epoch, whole, and ``--resume``
 continues from it to the same weights as a run that never stopped.
@@ -28,6 +30,7 @@ import csv
 import json
 import os
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -49,6 +52,7 @@ SaveBundle = Callable[[Path, int, dict[str, float]], None]  # (folder, epoch, me
 STAGING = ".commit"
 MARKER = "COMMIT"
 BUNDLES = ("last", "best")
+CURVES_EVERY_S = 20.0  # curves.png redrawn at most this often between the first and last epoch
 
 
 def open_run(run_dir: str | Path, config: BaseModel, resume: bool) -> Path:
@@ -109,9 +113,12 @@ def _fsync_tree(folder: Path) -> None:
                 os.close(fd)
 
 
-def _finish_commit(run: Path, epoch: int, title: str, history: list[dict[str, Any]]) -> None:
-    """Move a committed ``.commit/`` into place and redraw the views of ``history`` (the
-    committed epoch's); safe to repeat after a kill at any step."""
+def _finish_commit(
+    run: Path, epoch: int, title: str, history: list[dict[str, Any]], draw: bool = True
+) -> None:
+    """Move a committed ``.commit/`` into place and rewrite the views of ``history`` (the
+    committed epoch's), ``curves.png`` only with ``draw``; safe to repeat after a kill at any
+    step."""
     staging = run / STAGING
     for name in BUNDLES:
         new, live, old = staging / name, run / name, staging / f"{name}.old"
@@ -124,9 +131,10 @@ def _finish_commit(run: Path, epoch: int, title: str, history: list[dict[str, An
         kill_point(f"moved-{name}", epoch)
     write_views(run, history)
     kill_point("views", epoch)
-    from lrcn.plots import plot_curves, save_figure
+    if draw:
+        from lrcn.plots import plot_curves, save_figure
 
-    save_figure(plot_curves(history, title=title), run / "curves.png")
+        save_figure(plot_curves(history, title=title), run / "curves.png")
     (staging / MARKER).unlink()  # the views are written: the commit needs no redo
     kill_point("done", epoch)
     shutil.rmtree(staging)
@@ -176,6 +184,7 @@ class RunRecorder:
         self.history: list[dict[str, Any]] = []
         self.best = float("-inf")
         self.best_epoch: int | None = None
+        self.drawn_at: float | None = None  # when curves.png was last drawn (monotonic s)
 
     def resume(self, model: nn.Module, device: torch.device) -> int:
         """Load ``last/``'s weights, optimizer, scheduler and history; return the next epoch."""
@@ -216,7 +225,17 @@ class RunRecorder:
         marker = {"epoch": result.epoch, "title": self.title, "history": self.history}
         _write_atomic(staging / MARKER, json.dumps(marker))  # the commit point
         kill_point("committed", result.epoch)
-        _finish_commit(self.run, result.epoch, self.title, self.history)
+        # Drawing the curves costs ~0.5 s, as much as an epoch of a small model: redraw them
+        # after the first and the last epoch, and in between at most every CURVES_EVERY_S.
+        now = time.monotonic()
+        draw = (
+            self.drawn_at is None
+            or result.epoch + 1 >= self.epochs
+            or now - self.drawn_at >= CURVES_EVERY_S
+        )
+        _finish_commit(self.run, result.epoch, self.title, self.history, draw)
+        if draw:
+            self.drawn_at = now
         shown = ", ".join(f"{k} {result.metrics[k]:.3f}" for k in self.shown if k in result.metrics)
         self.log(
             f"epoch {result.epoch + 1}/{self.epochs}: loss {result.train_loss:.4f}"
