@@ -21,7 +21,7 @@ header h1 { font-size: 18px; margin: 0 0 4px; font-weight: 600; }
 header p { margin: 0; color: #cbd2d9; font-size: 13px; }
 .note { margin: 12px 20px 0; padding: 8px 12px; background: #fff4d6; border-radius: 6px; }
 main { display: grid; gap: 14px; padding: 16px 20px;
-       grid-template-columns: repeat(auto-fill, minmax(180px, 1fr)); }
+       grid-template-columns: repeat(auto-fill, minmax(150px, 1fr)); }
 figure { margin: 0; background: #fff; border-radius: 8px; overflow: hidden;
          box-shadow: 0 1px 3px rgba(0,0,0,.12); }
 figure img { width: 100%; aspect-ratio: 1; object-fit: cover; display: block; }
