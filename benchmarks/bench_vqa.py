@@ -82,8 +82,8 @@ def _evaluate(backbone, quick: bool) -> list[Row]:
         shape = (count, GRID, 1280) if model.feature_kind == "grid" else (count, 1280)
         data = _questions(count, vocab, torch.randn(shape))
         few = _questions(looped, vocab, torch.randn(shape))
-        batched = _answer(model, few, cpu, batch=128).argmax(1)
-        if not torch.equal(batched, _answer(model, few, cpu, batch=1).argmax(1)):
+        batched = _answer(model, few, cpu, batch=128)
+        if not torch.equal(batched, _answer(model, few, cpu, batch=1)):
             raise AssertionError(f"{name}: batched and one-at-a-time answers disagree")
         slow = best_ms(lambda m=model, d=few: _answer(m, d, cpu, batch=1), 1 if quick else 2)
         fast = best_ms(lambda m=model, d=data: _answer(m, d, cpu, batch=128), 1 if quick else 3)

@@ -81,7 +81,7 @@ def test_train_evaluate_index_search_through_the_cli(shapes, tmp_path):
         app, ["search", str(index), "a red zebra on the left", "--top", "5", "--html", str(page)]
     )
     assert gone.exit_code == 0 and "no longer exist" in gone.stderr, gone.output
-    assert "missing since it was indexed" in page.read_text()
+    assert "missing or unreadable since it was indexed" in page.read_text()
     shutil.move(moved, result["results"][0]["image"])
 
     nothing = runner.invoke(app, ["search", str(index), "zebra giraffe"])

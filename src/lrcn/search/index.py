@@ -175,6 +175,9 @@ def load_index(folder: Path) -> ImageIndex:
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
         raise LrcnError(meta_path, f"format {found!r}", key="format", expected=repr(FORMAT))
+    missing = [key for key in ("run", "images_root", "weights_sha1") if key not in meta]
+    if missing:
+        raise LrcnError(meta_path, f"no {', '.join(missing)}", expected="what lrcn index writes")
     try:
         vectors = np.load(folder / VECTORS, allow_pickle=False)
     except (OSError, ValueError) as err:

@@ -35,12 +35,16 @@ figcaption { padding: 8px 10px; font-size: 13px; }
 """
 
 
-def thumbnail_data_url(path: Path, size: int = 240) -> str:
-    """A JPEG thumbnail of ``path`` (longest side ``size``) as a ``data:`` URL."""
+def thumbnail_data_url(path: Path, size: int = 240) -> str | None:
+    """A JPEG thumbnail of ``path`` (longest side ``size``) as a ``data:`` URL; None when the
+    file is gone or no longer a readable image (the page says so in its place)."""
     from PIL import Image
 
-    with Image.open(path) as opened:
-        picture = opened.convert("RGB")
+    try:
+        with Image.open(path) as opened:
+            picture = opened.convert("RGB")
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
     picture.thumbnail((size, size))
     buffer = io.BytesIO()
     picture.save(buffer, "JPEG", quality=85)
@@ -58,10 +62,11 @@ def write_results_page(
         # Bars are the cosine as a share of the best one's, from 0: near-equal scores look
         # near-equal (a bar scaled between the lowest and highest shown would not).
         width = 100 * max(hit.score, 0.0) / max(best, 1e-6)
+        url = thumbnail_data_url(hit.image) if hit.image.is_file() else None
         picture = (
-            f'<img src="{thumbnail_data_url(hit.image)}" alt="{esc(hit.image.name)}">'
-            if hit.image.is_file()
-            else '<div class="gone">missing since it was indexed</div>'
+            f'<img src="{url}" alt="{esc(hit.image.name)}">'
+            if url is not None
+            else '<div class="gone">missing or unreadable since it was indexed</div>'
         )
         cards.append(
             f"<figure>{picture}"

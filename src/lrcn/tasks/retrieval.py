@@ -212,6 +212,10 @@ def _chance_median(candidates: int, right: int) -> float:
 
 def check_folds(images: int, folds: int, split: str) -> None:
     """Refuse ``--folds`` that do not split ``images`` into equal folds of two or more."""
+    if folds == 1 and images < 2:
+        raise ConfigError(
+            f"{split} split", f"{images} image(s) with a readable file", expected="at least 2"
+        )
     if images < 2 * folds or images % folds:
         raise ConfigError(
             "--folds", f"{images} {split} images cannot be split into {folds} equal folds",

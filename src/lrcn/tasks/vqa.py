@@ -28,7 +28,7 @@ from torch.utils.data import Dataset
 from lrcn.checkpoint import Bundle
 from lrcn.config import ConfigError, StrictConfig, TrainConfig
 from lrcn.data.formats.vqa import VqaItem, VqaSplit, read_vqa
-from lrcn.data.items import Problem, require_root
+from lrcn.data.items import DataError, Problem, require_root
 from lrcn.data.video_io import VideoError, read_image
 from lrcn.data.vocab import Vocabulary
 from lrcn.metrics.vqa import normalize_answer, soft_scores, vqa_accuracy, vqa_scores
@@ -103,8 +103,13 @@ def _encode(question: Sequence[str], vocab: Vocabulary, max_len: int) -> list[in
     return vocab.encode(list(question[:max_len]), add_start_end=False) or [vocab.unk_id]
 
 
-class _Questions(Dataset[tuple[Tensor, list[int], Tensor]]):
-    """Every (image features, question ids, soft answer targets (A,)) of a split."""
+Targets = tuple[list[int], list[float]]  # answer indices and their soft scores, sparse
+
+
+class _Questions(Dataset[tuple[Tensor, list[int], Targets]]):
+    """Every (image features, question ids, soft answer targets) of a split. Targets stay
+    sparse (a few answers a question) and become dense ``(B, A)`` rows per batch: dense, VQA
+    v2's 444k training questions x 3000 answers would hold 5 GB."""
 
     def __init__(
         self,
@@ -115,45 +120,46 @@ class _Questions(Dataset[tuple[Tensor, list[int], Tensor]]):
         max_len: int,
     ) -> None:
         index = {a: i for i, a in enumerate(answers)}
-        self.items, self.image = items, image
+        self.items, self.image, self.num_answers = items, image, len(answers)
         self.questions = [_encode(item.question, vocab, max_len) for item in items]
-        self.targets = torch.zeros(len(items), len(answers))
-        for row, item in enumerate(items):
-            for answer, score in soft_scores(item.answers).items():
-                if answer in index:
-                    self.targets[row, index[answer]] = score
+        self.targets: list[Targets] = []
+        for item in items:
+            known = [(index[a], v) for a, v in soft_scores(item.answers).items() if a in index]
+            self.targets.append(([i for i, _ in known], [v for _, v in known]))
 
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, i: int) -> tuple[Tensor, list[int], Tensor]:
+    def __getitem__(self, i: int) -> tuple[Tensor, list[int], Targets]:
         return self.image(self.items[i].image), self.questions[i], self.targets[i]
 
-
-def _collate(batch: list[tuple[Tensor, list[int], Tensor]]) -> dict[str, Any]:
-    lengths = torch.tensor([len(q) for _, q, _ in batch])
-    questions = torch.zeros(len(batch), int(lengths.max()), dtype=torch.long)  # <pad> = 0
-    for row, (_, q, _) in enumerate(batch):
-        questions[row, : len(q)] = torch.tensor(q)
-    return {
-        "inputs": torch.stack([x for x, _, _ in batch]),
-        "questions": questions,
-        "lengths": lengths,
-        "labels": torch.stack([t for _, _, t in batch]),
-        "skipped": [],
-    }
+    def collate(self, batch: list[tuple[Tensor, list[int], Targets]]) -> dict[str, Any]:
+        lengths = torch.tensor([len(q) for _, q, _ in batch])
+        questions = torch.zeros(len(batch), int(lengths.max()), dtype=torch.long)  # <pad> = 0
+        labels = torch.zeros(len(batch), self.num_answers)  # (B, A) soft targets
+        for row, (_, q, (indices, scores)) in enumerate(batch):
+            questions[row, : len(q)] = torch.tensor(q)
+            labels[row, indices] = torch.tensor(scores)
+        return {
+            "inputs": torch.stack([x for x, _, _ in batch]),
+            "questions": questions,
+            "lengths": lengths,
+            "labels": labels,
+            "skipped": [],
+        }
 
 
 def _answer(model: VqaModel, data: _Questions, device: torch.device, batch: int = 128) -> Tensor:
-    """Each question's answer probabilities ``(N, A)`` (sigmoid of the logits)."""
+    """Each question's best answer ``(N,)`` (argmax per batch: the (N, A) probabilities of a
+    whole split would not fit in memory on VQA v2)."""
     model.eval()
     rows = []
     with torch.inference_mode():
         for first in range(0, len(data), batch):
-            b = _collate([data[i] for i in range(first, min(len(data), first + batch))])
+            b = data.collate([data[i] for i in range(first, min(len(data), first + batch))])
             out = model(b["inputs"].to(device), b["questions"].to(device), b["lengths"].to(device))
-            rows.append(torch.sigmoid(out.logits).cpu())
-    return torch.cat(rows) if rows else torch.zeros(0, 1)
+            rows.append(out.logits.argmax(1).cpu())
+    return torch.cat(rows) if rows else torch.zeros(0, dtype=torch.long)
 
 
 def _accuracy(predicted: Sequence[str], items: Sequence[VqaItem]) -> float:
@@ -234,12 +240,12 @@ class VqaTask(Task[VqaConfig]):
 
         def validate(m: nn.Module) -> dict[str, float]:
             assert isinstance(m, VqaModel)
-            best = _answer(m, val_set, device).argmax(1).tolist()
+            best = _answer(m, val_set, device).tolist()
             return {"val_vqa_accuracy": _accuracy([answers[i] for i in best], val)}
 
         return TrainingSetup(
             train_set=train_set,
-            collate=_collate,
+            collate=train_set.collate,
             loss=loss,
             validate=validate,
             num_workers=0,
@@ -295,8 +301,13 @@ class VqaTask(Task[VqaConfig]):
         data = read_split(config)
         skipped: list[Problem] = list(data.skipped)
         items, image = _images(config, model, data.split(split), device, skipped, log, progress)
+        if not items:
+            raise DataError(
+                config.data.root, f"no {split} questions with a readable image",
+                expected="the val2014 files (lrcn's test split) with their images",
+            )  # fmt: skip
         questions = _Questions(items, image, vocab, answers, config.data.max_question_len)
-        predicted = [answers[i] for i in _answer(model, questions, device).argmax(1).tolist()]
+        predicted = [answers[i] for i in _answer(model, questions, device).tolist()]
         types = [item.answer_type for item in items]
         humans = [item.answers for item in items]
         scores = vqa_scores(predicted, humans, types)

@@ -18,7 +18,8 @@ place: that rename is the commit point. The bundles
 are then moved into place and ``metrics.jsonl``, ``metrics.csv`` and ``curves.png`` are
 rewritten from the history, which is their single source (``curves.png`` after the first and
 the last epoch and at most every ``CURVES_EVERY_S`` seconds between: drawing it costs as much
-as an epoch of a small model). :func:`recover` finishes a
+as an epoch of a small model; after a kill it may lag the metrics files by those seconds until
+``--resume`` redraws it). :func:`recover` finishes a
 committed epoch whose moves a kill interrupted, and drops an uncommitted one, so after a
 kill at any moment the folder holds the last committed epoch, whole, and ``--resume``
 continues from it to the same weights as a run that never stopped.
