@@ -26,7 +26,14 @@ from lrcn.data.video_io import write_video
 runner = CliRunner()
 
 DEMOS = {"activity", "captioning", "gradients", "video-captioning", "vqa", "retrieval"}
-TOOLS = {"captions-from-csv", "split-folders", "videos-from-csv", "msvd-split", "vqa-from-csv"}
+TOOLS = {
+    "captions-from-csv",
+    "split-folders",
+    "videos-from-csv",
+    "msvd-split",
+    "vqa-from-csv",
+    "moving-mnist",
+}
 TOP_LEVEL = {"index", "search"}
 
 
@@ -420,3 +427,15 @@ def test_msvd_split(msvd, tmp_path):
         result.stderr
         == f"error: {tmp_path / 'nowhere'}: data root not found; expected an existing folder\n"
     )
+
+
+def test_moving_mnist_writes_the_standard_layout(tmp_path):
+    from lrcn.data.formats.moving_mnist import read_moving_mnist
+
+    out = tmp_path / "mm"
+    result = runner.invoke(
+        app, ["datasets", "moving-mnist", "--out", str(out), "--train", "3", "--test", "2"]
+    )
+    assert result.exit_code == 0, result.output
+    assert read_moving_mnist(out / "train.npy").shape == (20, 3, 64, 64)
+    assert read_moving_mnist(out / "test.npy").shape == (20, 2, 64, 64)

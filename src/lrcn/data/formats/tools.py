@@ -14,6 +14,7 @@ from lrcn.commands import Help, register_dataset_tool
 
 __all__ = [
     "captions_from_csv",
+    "moving_mnist",
     "msvd_split",
     "split_folders",
     "videos_from_csv",
@@ -147,4 +148,25 @@ def vqa_from_csv(
         f"questions), {counts['test_images']} test images ({counts['test_questions']} "
         f"questions), {counts['answers']} answers",
         f"train with task=vqa, data.root={folder}",
+    ]
+
+
+@register_dataset_tool("moving-mnist")
+def moving_mnist(
+    out: Annotated[Path, Help("Folder for train.npy and test.npy.")] = Path("data/moving-mnist"),
+    train: Annotated[int, Help("Training sequences.", min=1)] = 10_000,
+    test: Annotated[int, Help("Test sequences.", min=1)] = 1_000,
+    frames: Annotated[int, Help("Frames per sequence (the protocol: 10 in, 10 out).", min=2)] = 20,
+    size: Annotated[int, Help("Frame width and height in pixels.", min=28)] = 64,
+    digits: Annotated[int, Help("Digits bouncing in each sequence.", min=1)] = 2,
+    seed: Annotated[int, Help("Seed of the sequences.")] = 0,
+) -> list[str]:
+    """Generate Moving MNIST sequences (Srivastava et al. 2015 rules, scikit-learn's bundled
+    digits) in the standard mnist_test_seq.npy layout; train and test never share a digit."""
+    from lrcn.data.synthetic_moving_mnist import write_generated
+
+    paths = write_generated(out, train, test, frames=frames, size=size, digits=digits, seed=seed)
+    return [
+        f"{paths['train']}: uint8 ({frames}, {train}, {size}, {size})",
+        f"{paths['test']}: uint8 ({frames}, {test}, {size}, {size})",
     ]
