@@ -76,6 +76,14 @@ class Preprocess:
         std = torch.tensor(self.std).view(1, 3, 1, 1)
         return (x - mean) / std
 
+    def shown_crop(self, image: np.ndarray) -> np.ndarray:
+        """``uint8 (H, W, 3)`` -> the centre crop the model sees, as ``uint8 (crop, crop, 3)``:
+        what an attention map is laid over."""
+        crop = self.frames_to_tensor(image[None])[0]  # (3, crop, crop) normalised
+        mean = torch.tensor(self.mean).view(3, 1, 1)
+        std = torch.tensor(self.std).view(3, 1, 1)
+        return ((crop * std + mean).clamp(0, 1).permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+
 
 class Backbone(nn.Module):
     """A per-frame CNN: ``forward_features`` -> grid ``(N, C, h, w)``, ``forward`` -> ``(N, C)``."""

@@ -14,7 +14,6 @@ are cosines, found with one matrix-vector product (10k images: a few millisecond
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from lrcn.data.features import content_digest
 from lrcn.errors import LrcnError
 
 __all__ = [
@@ -71,14 +71,6 @@ def list_images(root: Path) -> list[Path]:
             root, "no images in it", expected=f"files ending {' '.join(IMAGE_SUFFIXES)}"
         )
     return found
-
-
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha1()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def build_index(
@@ -143,7 +135,7 @@ def build_index(
         "format": FORMAT,
         "run": str(Path(run).resolve()),
         "which": which,
-        "weights_sha1": _file_digest(folder / "model.safetensors"),
+        "weights_sha1": content_digest(folder / "model.safetensors"),
         "model": bundle.config["model"]["name"],
         "images_root": str(images_dir.resolve()),
         "count": len(kept),
@@ -209,6 +201,8 @@ def top_k(vectors: np.ndarray, query: np.ndarray, k: int) -> tuple[np.ndarray, n
 
 def search_index(index: ImageIndex, text: str, top: int = 10) -> tuple[list[Hit], list[str]]:
     """The ``top`` images for ``text`` and the query's words the vocabulary lacks."""
+    import torch
+
     from lrcn.checkpoint import load_bundle, resolve_bundle_dir
     from lrcn.models.retrieval import RetrievalExtras, RetrievalModel
     from lrcn.tasks.retrieval import embed_texts, encode_query
@@ -221,7 +215,7 @@ def search_index(index: ImageIndex, text: str, top: int = 10) -> tuple[list[Hit]
             index.folder / META, f"its run cannot be read ({err})", key="run",
             expected="the retrieval run the index was built with, where it was",
         ) from None  # fmt: skip
-    if _file_digest(folder / "model.safetensors") != index.meta.get("weights_sha1"):
+    if content_digest(folder / "model.safetensors") != index.meta.get("weights_sha1"):
         raise LrcnError(
             index.folder / META,
             f"built with other weights than {folder} holds now",
@@ -232,8 +226,6 @@ def search_index(index: ImageIndex, text: str, top: int = 10) -> tuple[list[Hit]
     vocab = bundle.extras_as(RetrievalExtras).vocabulary()
     max_len = int(bundle.config.get("data", {}).get("max_len", 20))
     ids, unknown = encode_query(text, vocab, max_len, "query")
-    import torch
-
     query = embed_texts(bundle.model, [ids], torch.device("cpu"))[0].numpy()  # (E,)
     rows, scores = top_k(index.vectors, query.astype(np.float32), top)
     hits = [

@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import torch
@@ -19,6 +19,14 @@ from lrcn.data.items import Problem
 from lrcn.data.video_io import read_frames, read_image
 from lrcn.data.vocab import Vocabulary, tokenize
 
+
+class _HasImage(Protocol):
+    @property
+    def image(self) -> Path: ...
+
+
+ImageItem = TypeVar("ImageItem", bound=_HasImage)
+
 IMAGES_HELD_POOLED = 65_536  # pooled features kept in memory: 65k x 5 KB = 330 MB at most
 
 __all__ = [
@@ -29,6 +37,7 @@ __all__ = [
     "make_scheduler",
     "resolve_device",
     "typed_words",
+    "word_ids",
 ]
 
 
@@ -130,20 +139,23 @@ def fill_feature_cache(
 def cached_image_features(
     config: Any,
     model: nn.Module,
-    images: Sequence[Path],
+    items: Sequence[ImageItem],
     device: torch.device,
     skipped: list[Problem],
     log: Callable[[str], None],
     progress: Callable[[str, int, int], None] | None,
     notes: list[str] | None = None,
-) -> tuple[FeatureCache, Callable[[Path], Tensor]]:
-    """Images' frozen-backbone features, cached (see :func:`fill_feature_cache`), and each
-    image's features by path: pooled ``(D,)`` or a grid ``(P, C)`` (positions first, as the
-    attention models read it). Images converted to RGB on the way are noted in ``notes``."""
+) -> tuple[list[ImageItem], Callable[[Path], Tensor]]:
+    """The ``items`` (anything with an ``image`` path; several may share one) whose image has
+    frozen-backbone features, extracted into the cache when missing (see
+    :func:`fill_feature_cache`), and each image's features by path: pooled ``(D,)`` or a grid
+    ``(P, C)`` (positions first, as the attention models read it). Images converted to RGB on
+    the way are noted in ``notes``."""
 
     def one_frame_clip(path: Path) -> np.ndarray:
         return read_image(path, notes)[None]  # (1, H, W, 3)
 
+    images = sorted({item.image for item in items})
     cache = fill_feature_cache(
         config, model, images, device, skipped, log, progress, one_frame_clip, "images"
     )
@@ -158,7 +170,7 @@ def cached_image_features(
         array = torch.from_numpy(np.asarray(cache.load(path), dtype=np.float32))[0]
         return array.flatten(1).transpose(0, 1) if array.dim() == 3 else array  # (P, C) | (D,)
 
-    return cache, features
+    return [item for item in items if cache.has(item.image)], features
 
 
 def typed_words(text: str, vocab: Vocabulary, where: str) -> tuple[list[str], list[str]]:
@@ -176,3 +188,9 @@ def typed_words(text: str, vocab: Vocabulary, where: str) -> tuple[list[str], li
             expected="a sentence with at least one word of the vocabulary",
         )
     return tokens, unknown
+
+
+def word_ids(tokens: Sequence[str], vocab: Vocabulary, max_len: int) -> list[int]:
+    """The first ``max_len`` tokens as ids, without ``<start>``/``<end>`` (an encoder's input,
+    a question or a query); ``[<unk>]`` for none, so that every input has a length >= 1."""
+    return vocab.encode(list(tokens[:max_len]), add_start_end=False) or [vocab.unk_id]

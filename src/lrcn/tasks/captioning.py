@@ -104,11 +104,9 @@ def _sources(
     """Usable items and a function giving each one's model input; True when it is features.
     Images converted to RGB on the way are recorded in ``notes``."""
     if model.freeze_backbone:
-        images = [item.image for item in items]
-        cache, by_path = cached_image_features(
-            config, model, images, device, skipped, log, progress, notes
+        kept, by_path = cached_image_features(
+            config, model, items, device, skipped, log, progress, notes
         )
-        kept = [item for item in items if cache.has(item.image)]
         return kept, lambda i: by_path(kept[i].image), True  # (P, D) or (D,)
     preprocess = model.backbone.preprocess
     kept = []
@@ -222,12 +220,7 @@ def _draw_attention(
             alphas.append(state["alpha"][0].cpu())
             word = torch.tensor([t], device=feats.device)
     side = round(alphas[0].numel() ** 0.5)
-    crop = preprocess.frames_to_tensor(pixels[None])[0]  # what the model saw, normalised
-    mean, std = (
-        torch.tensor(preprocess.mean).view(3, 1, 1),
-        torch.tensor(preprocess.std).view(3, 1, 1),
-    )
-    shown = ((crop * std + mean).clamp(0, 1).permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+    shown = preprocess.shown_crop(pixels)  # what the model saw
     words = [vocab.words[t] for t in tokens]
     figure = plot_attention(shown, [a.view(side, -1).numpy() for a in alphas], words)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -26,12 +26,12 @@ from torch.utils.data import Dataset
 
 from lrcn.checkpoint import Bundle
 from lrcn.config import ConfigError, TrainConfig
-from lrcn.data.captions import CaptionDataConfig, read_caption_split
+from lrcn.data.captions import CaptionDataConfig, pad_captions, read_caption_split
 from lrcn.data.formats.captions import CaptionItem, CaptionSplit
 from lrcn.data.items import DataError, Problem
 from lrcn.data.video_io import VideoError, read_image
 from lrcn.data.vocab import Vocabulary
-from lrcn.metrics.retrieval import folded_scores, retrieval_scores
+from lrcn.metrics.retrieval import folded_scores, ranks, retrieval_scores
 from lrcn.models.captioning import ImageCaptioner, VocabularyData
 from lrcn.models.retrieval import (
     RetrievalExtras,
@@ -39,7 +39,7 @@ from lrcn.models.retrieval import (
     RetrievalModelConfig,
     contrastive_loss,
 )
-from lrcn.tasks._common import cached_image_features, resolve_device, typed_words
+from lrcn.tasks._common import cached_image_features, resolve_device, typed_words, word_ids
 from lrcn.tasks.base import (
     Echo,
     Log,
@@ -79,17 +79,9 @@ class RetrievalConfig(TaskConfig):
 # --------------------------------------------------------------------------------------------
 
 
-def _ids(tokens: Sequence[str], vocab: Vocabulary, max_len: int) -> list[int]:
-    return vocab.encode(list(tokens[:max_len]), add_start_end=False) or [vocab.unk_id]
-
-
 def _pad(captions: Sequence[Sequence[int]]) -> tuple[Tensor, Tensor]:
     """``(ids (B, L) with <pad> = 0, lengths (B,))``."""
-    lengths = torch.tensor([len(c) for c in captions])
-    ids = torch.zeros(len(captions), int(lengths.max()), dtype=torch.long)
-    for row, caption in enumerate(captions):
-        ids[row, : len(caption)] = torch.tensor(caption)
-    return ids, lengths
+    return pad_captions(captions), torch.tensor([len(c) for c in captions])
 
 
 def embed_texts(
@@ -124,7 +116,7 @@ def encode_query(
     """A typed sentence's word ids and the words the vocabulary lacks (reported, not dropped:
     they read as ``<unk>``); a sentence with no known word is refused (:func:`typed_words`)."""
     tokens, unknown = typed_words(text, vocab, where)
-    return _ids(tokens, vocab, max_len), unknown
+    return word_ids(tokens, vocab, max_len), unknown
 
 
 def chance_recall(images: int, texts_per_image: float, k: int) -> tuple[float, float]:
@@ -158,7 +150,7 @@ class _Pairs(Dataset[tuple[Tensor, list[int], int]]):
     ) -> None:
         self.items, self.image = items, image
         self.pairs = [
-            (n, _ids(caption, vocab, max_len))
+            (n, word_ids(caption, vocab, max_len))
             for n, item in enumerate(items)
             for caption in item.captions
         ]
@@ -192,7 +184,7 @@ def _split_scores(
 ) -> tuple[Tensor, Tensor]:
     """``(scores (I, T), text_image (T,))``: cosine of every image and sentence of ``items``."""
     features = torch.stack([image(item.image) for item in items])  # (I, D)
-    captions = [_ids(c, vocab, max_len) for item in items for c in item.captions]
+    captions = [word_ids(c, vocab, max_len) for item in items for c in item.captions]
     text_image = torch.tensor([n for n, item in enumerate(items) for _ in item.captions])
     images = embed_images(model, features, device)  # (I, E)
     texts = embed_texts(model, captions, device)  # (T, E)
@@ -259,7 +251,7 @@ def generative_scores(
     import torch.nn.functional as F
 
     decoder = captioner.decoder
-    ids, _ = _pad(captions)  # (T, L)
+    ids = pad_captions(captions)  # (T, L)
     targets = ids[:, 1:].to(device)  # (T, L-1)
     mask = targets != 0
     rows = []
@@ -327,21 +319,6 @@ class RetrievalTask(Task[RetrievalConfig]):
         extras = RetrievalExtras(vocab=VocabularyData(**vocab.to_dict()))
         return Prepared(extras, split, [p.problem for p in split.skipped])
 
-    def _features(
-        self,
-        config: RetrievalConfig,
-        model: RetrievalModel,
-        items: Sequence[CaptionItem],
-        device: torch.device,
-        skipped: list[Problem],
-        log: Log,
-        progress: Progress | None,
-    ) -> tuple[list[CaptionItem], Callable[[Path], Tensor]]:
-        cache, image = cached_image_features(
-            config, model, [item.image for item in items], device, skipped, log, progress
-        )
-        return [item for item in items if cache.has(item.image)], image
-
     def training(
         self,
         config: RetrievalConfig,
@@ -355,8 +332,10 @@ class RetrievalTask(Task[RetrievalConfig]):
         split: CaptionSplit[CaptionItem] = prepared.data
         vocab, max_len = prepared.extras.vocabulary(), config.data.max_len
         skipped: list[Problem] = []
-        train, image = self._features(config, model, split.train, device, skipped, log, progress)
-        val, _ = self._features(config, model, split.val, device, skipped, log, progress)
+        train, image = cached_image_features(
+            config, model, split.train, device, skipped, log, progress
+        )
+        val, _ = cached_image_features(config, model, split.val, device, skipped, log, progress)
         margin, hardest = model.head.margin, model.head.hardest
 
         def loss(m: nn.Module, batch: dict[str, Any]) -> tuple[Tensor, int]:
@@ -406,7 +385,7 @@ class RetrievalTask(Task[RetrievalConfig]):
         split: CaptionSplit[CaptionItem] = prepared.data
         skipped: list[Problem] = list(split.skipped)
         items = split.train + split.val + split.test
-        kept, _ = self._features(config, model, items, device, skipped, log, progress)
+        kept, _ = cached_image_features(config, model, items, device, skipped, log, progress)
         return {
             "inputs": len(kept),
             "frames": len(kept),
@@ -431,11 +410,10 @@ class RetrievalTask(Task[RetrievalConfig]):
         assert isinstance(model, RetrievalModel)
         data = read_caption_split(config.data)
         skipped: list[Problem] = list(data.skipped)
-        items, image = self._features(
+        items, image = cached_image_features(
             config, model, data.split(split), device, skipped, log, progress
         )
         folds = int(options.get("folds") or 1)
-        check_folds(len(items), folds, split)
         scores, text_image = _split_scores(model, items, image, vocab, config.data.max_len, device)
         ranked = retrieval_summary(scores, text_image, folds, split)
         out.mkdir(parents=True, exist_ok=True)
@@ -513,22 +491,19 @@ class RetrievalTask(Task[RetrievalConfig]):
 def _write_rankings(
     path: Path, items: Sequence[CaptionItem], scores: Tensor, text_image: Tensor
 ) -> None:
-    """Per sentence: its image, the rank the model gave it, and the model's first image."""
+    """Per sentence: its image, the rank the model gave it (among all of the split's images,
+    as the metrics rank it), and the model's first image."""
     sentences = [" ".join(c) for item in items for c in item.captions]
+    text_ranks, _ = ranks(scores, text_image)  # (T,)
+    first_images = scores.argmax(0)  # (T,)
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["sentence", "image", "rank", "first_image"])
-        for first in range(0, scores.shape[1], 1024):
-            block = scores[:, first : first + 1024]  # (I, b)
-            truth = text_image[first : first + 1024]
-            correct = block.gather(0, truth[None])  # (1, b)
-            ranks = (block >= correct).sum(0)  # ties count against the model
-            best = block.argmax(0)
-            for j in range(block.shape[1]):
-                writer.writerow([
-                    sentences[first + j], items[int(truth[j])].image, int(ranks[j]),
-                    items[int(best[j])].image,
-                ])  # fmt: skip
+        for t, sentence in enumerate(sentences):
+            writer.writerow([
+                sentence, items[int(text_image[t])].image, int(text_ranks[t]),
+                items[int(first_images[t])].image,
+            ])  # fmt: skip
 
 
 register_task(RetrievalTask())

@@ -27,13 +27,14 @@ from torch.utils.data import Dataset
 
 from lrcn.checkpoint import Bundle
 from lrcn.config import ConfigError, StrictConfig, TrainConfig
+from lrcn.data.captions import pad_captions
 from lrcn.data.formats.vqa import VqaItem, VqaSplit, read_vqa
 from lrcn.data.items import DataError, Problem, require_root
 from lrcn.data.video_io import VideoError, read_image
 from lrcn.data.vocab import Vocabulary
 from lrcn.metrics.vqa import normalize_answer, soft_scores, vqa_accuracy, vqa_scores
 from lrcn.models.vqa import VqaExtras, VqaModel, VqaModelConfig, soft_target_loss
-from lrcn.tasks._common import cached_image_features, resolve_device, typed_words
+from lrcn.tasks._common import cached_image_features, resolve_device, typed_words, word_ids
 from lrcn.tasks.base import (
     Echo,
     Log,
@@ -84,25 +85,6 @@ def answer_vocabulary(items: Sequence[VqaItem], size: int) -> list[str]:
     return sorted(counts, key=lambda a: (-counts[a], a))[:size]
 
 
-def _images(
-    config: VqaConfig,
-    model: VqaModel,
-    items: Sequence[VqaItem],
-    device: torch.device,
-    skipped: list[Problem],
-    log: Log,
-    progress: Progress | None,
-) -> tuple[list[VqaItem], Callable[[Path], Tensor]]:
-    """The items whose image has cached features, and each image's features by path."""
-    paths = sorted({item.image for item in items})
-    cache, features = cached_image_features(config, model, paths, device, skipped, log, progress)
-    return [item for item in items if cache.has(item.image)], features
-
-
-def _encode(question: Sequence[str], vocab: Vocabulary, max_len: int) -> list[int]:
-    return vocab.encode(list(question[:max_len]), add_start_end=False) or [vocab.unk_id]
-
-
 Targets = tuple[list[int], list[float]]  # answer indices and their soft scores, sparse
 
 
@@ -121,7 +103,7 @@ class _Questions(Dataset[tuple[Tensor, list[int], Targets]]):
     ) -> None:
         index = {a: i for i, a in enumerate(answers)}
         self.items, self.image, self.num_answers = items, image, len(answers)
-        self.questions = [_encode(item.question, vocab, max_len) for item in items]
+        self.questions = [word_ids(item.question, vocab, max_len) for item in items]
         self.targets: list[Targets] = []
         for item in items:
             known = [(index[a], v) for a, v in soft_scores(item.answers).items() if a in index]
@@ -134,16 +116,13 @@ class _Questions(Dataset[tuple[Tensor, list[int], Targets]]):
         return self.image(self.items[i].image), self.questions[i], self.targets[i]
 
     def collate(self, batch: list[tuple[Tensor, list[int], Targets]]) -> dict[str, Any]:
-        lengths = torch.tensor([len(q) for _, q, _ in batch])
-        questions = torch.zeros(len(batch), int(lengths.max()), dtype=torch.long)  # <pad> = 0
         labels = torch.zeros(len(batch), self.num_answers)  # (B, A) soft targets
-        for row, (_, q, (indices, scores)) in enumerate(batch):
-            questions[row, : len(q)] = torch.tensor(q)
+        for row, (_, _, (indices, scores)) in enumerate(batch):
             labels[row, indices] = torch.tensor(scores)
         return {
             "inputs": torch.stack([x for x, _, _ in batch]),
-            "questions": questions,
-            "lengths": lengths,
+            "questions": pad_captions([q for _, q, _ in batch]),  # (B, L), <pad> = 0
+            "lengths": torch.tensor([len(q) for _, q, _ in batch]),
             "labels": labels,
             "skipped": [],
         }
@@ -163,11 +142,11 @@ def _answer(model: VqaModel, data: _Questions, device: torch.device, batch: int 
 
 
 def _accuracy(predicted: Sequence[str], items: Sequence[VqaItem]) -> float:
+    """Overall VQA accuracy of one answer per item; 0 for no items."""
     if not items:
         return 0.0
-    return float(
-        np.mean([vqa_accuracy(p, i.answers) for p, i in zip(predicted, items, strict=True)])
-    )
+    humans, types = [i.answers for i in items], [i.answer_type for i in items]
+    return vqa_scores(predicted, humans, types).overall
 
 
 def _type_prior(train: Sequence[VqaItem]) -> Callable[[VqaItem], str]:
@@ -176,9 +155,9 @@ def _type_prior(train: Sequence[VqaItem]) -> Callable[[VqaItem], str]:
     by_type: dict[str, Counter[str]] = defaultdict(Counter)
     overall: Counter[str] = Counter()
     for item in train:
-        for a in item.answers:
-            by_type[question_type(item)][normalize_answer(a)] += 1
-            overall[normalize_answer(a)] += 1
+        answers = [normalize_answer(a) for a in item.answers]
+        by_type[question_type(item)].update(answers)
+        overall.update(answers)
     best = {t: c.most_common(1)[0][0] for t, c in by_type.items()}
     fallback = overall.most_common(1)[0][0] if overall else ""
     return lambda item: best.get(question_type(item), fallback)
@@ -227,8 +206,10 @@ class VqaTask(Task[VqaConfig]):
         split: VqaSplit = prepared.data
         vocab, answers = prepared.extras.vocabulary(), prepared.extras.answers
         skipped: list[Problem] = []
-        train, image = _images(config, model, split.train, device, skipped, log, progress)
-        val, _ = _images(config, model, split.val, device, skipped, log, progress)
+        train, image = cached_image_features(
+            config, model, split.train, device, skipped, log, progress
+        )
+        val, _ = cached_image_features(config, model, split.val, device, skipped, log, progress)
         max_len = config.data.max_question_len
         train_set = _Questions(train, image, vocab, answers, max_len)
         val_set = _Questions(val, image, vocab, answers, max_len)
@@ -272,7 +253,7 @@ class VqaTask(Task[VqaConfig]):
         split: VqaSplit = prepared.data
         skipped: list[Problem] = list(split.skipped)
         items = split.train + split.val + split.test
-        kept, _ = _images(config, model, items, device, skipped, log, progress)
+        kept, _ = cached_image_features(config, model, items, device, skipped, log, progress)
         images = {item.image for item in kept}
         return {
             "cache": "(see the log)",
@@ -300,7 +281,9 @@ class VqaTask(Task[VqaConfig]):
         assert isinstance(model, VqaModel)
         data = read_split(config)
         skipped: list[Problem] = list(data.skipped)
-        items, image = _images(config, model, data.split(split), device, skipped, log, progress)
+        items, image = cached_image_features(
+            config, model, data.split(split), device, skipped, log, progress
+        )
         if not items:
             raise DataError(
                 config.data.root, f"no {split} questions with a readable image",
@@ -357,7 +340,7 @@ class VqaTask(Task[VqaConfig]):
         if attention_dir is not None and model.feature_kind != "grid":
             raise ConfigError("--attention", f"needs an attention model; {config.model.name} "
                               "has none", expected="a show_ask_attend_answer run")  # fmt: skip
-        ids = _encode(tokens, vocab, config.data.max_question_len)
+        ids = word_ids(tokens, vocab, config.data.max_question_len)
         question = torch.tensor([ids], device=device)
         lengths = torch.tensor([len(ids)], device=device)
         top = min(options.get("top") or 5, len(answers))
@@ -421,11 +404,7 @@ def _draw_glimpses(
     """Each glimpse's attention ``alpha (G, P)`` laid over the crop the model saw."""
     from lrcn.plots import plot_attention, save_figure
 
-    preprocess = bundle.preprocess
-    crop = preprocess.frames_to_tensor(pixels[None])[0]  # (3, S, S) normalised
-    mean = torch.tensor(preprocess.mean).view(3, 1, 1)
-    std = torch.tensor(preprocess.std).view(3, 1, 1)
-    shown = ((crop * std + mean).clamp(0, 1).permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+    shown = bundle.preprocess.shown_crop(pixels)  # (S, S, 3) uint8
     side = round(alpha.shape[1] ** 0.5)
     maps = [a.view(side, -1).numpy() for a in alpha]
     names = [f"glimpse {g + 1}" for g in range(len(maps))]
