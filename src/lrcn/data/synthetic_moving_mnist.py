@@ -1,5 +1,6 @@
 """A built-in Moving MNIST: bouncing digits made the way Srivastava et al. (2015) made theirs,
-from the handwritten digits that ship with scikit-learn, so no download is needed.
+from the handwritten digits that ship with scikit-learn, so no download is needed, or from
+MNIST's own images when you have its files (``images=``, ``write_generated(mnist=...)``).
 
 Why not MNIST itself: it is not bundled with anything lrcn installs, and tests and examples
 must run offline. scikit-learn's ``load_digits`` (1797 images, 8x8, values 0-16) is; each is
@@ -19,6 +20,14 @@ The generator follows the original rules (``moving_mnist`` in Srivastava's data 
 Train and test never share a digit image: ``digit_subset="train"`` draws from the sklearn
 indices with ``index % 5 != 0``, ``"test"`` from those with ``index % 5 == 0``.
 
+With MNIST's images (:func:`lrcn.data.formats.mnist_idx.read_idx_images` of
+``train-images-idx3-ubyte.gz``, passed as ``images``) the test digits are the last sixth of
+the file, ``max(1, M // 6)`` images, and the train digits all those before them
+(:func:`mnist_subset_indices`): 50,000 and 10,000 of MNIST's 60,000 training images, its usual
+validation split. The published protocol (Srivastava et al.; OpenSTL) trains on sequences of
+MNIST's training digits and tests on the released ``mnist_test_seq.npy``: train on the
+generated ``train.npy`` and test on that file; the generated ``test.npy`` is a held-out check.
+
 The steps are separate functions (:func:`plan_moving_mnist` draws digits and trajectories,
 :func:`render` draws them) so the motion and the combination can be checked on their own.
 """
@@ -31,7 +40,9 @@ from typing import NamedTuple
 
 import numpy as np
 
+from lrcn.data.formats.mnist_idx import EXPECTED, read_idx_images
 from lrcn.data.formats.moving_mnist import write_moving_mnist
+from lrcn.data.items import DataError
 
 __all__ = [
     "DIGIT_SIZE",
@@ -41,6 +52,7 @@ __all__ = [
     "digit_images",
     "digit_subset_indices",
     "generate_moving_mnist",
+    "mnist_subset_indices",
     "plan_moving_mnist",
     "render",
     "write_generated",
@@ -54,7 +66,7 @@ DIGIT_SUBSETS = ("all", "train", "test")
 class MovingDigits(NamedTuple):
     """Which digit images move where: what :func:`render` draws."""
 
-    indices: np.ndarray  # int64 (N, D): sklearn digit indices, one per digit of each sequence
+    indices: np.ndarray  # int64 (N, D): digit image indices (sklearn's or the images given)
     positions: np.ndarray  # float64 (N, T, D, 2): top-left (row, col) in pixels, unrounded
 
 
@@ -102,6 +114,36 @@ def digit_subset_indices(digit_subset: str, count: int | None = None) -> np.ndar
     return indices
 
 
+def mnist_subset_indices(digit_subset: str, count: int) -> np.ndarray:
+    """int64 (K,): which of ``count`` MNIST images ``"train"`` (all but the last
+    ``max(1, count // 6)``), ``"test"`` (those last ones) or ``"all"`` draw from."""
+    if digit_subset not in DIGIT_SUBSETS:
+        raise ValueError(f"digit_subset must be one of {DIGIT_SUBSETS}, got {digit_subset!r}")
+    if count < (1 if digit_subset == "all" else 2):
+        raise ValueError(f"{count} digit image(s): train and test need at least one each, disjoint")
+    indices = np.arange(count, dtype=np.int64)
+    held_out = max(1, count // 6)  # 10,000 of MNIST's 60,000 training images
+    if digit_subset == "train":
+        return indices[: count - held_out]
+    if digit_subset == "test":
+        return indices[count - held_out :]
+    return indices
+
+
+def _pool(digit_subset: str, images: np.ndarray | None) -> np.ndarray:
+    """int64 (K,): the digit indices a subset draws from, of sklearn's digits or ``images``."""
+    if images is None:
+        return digit_subset_indices(digit_subset)
+    if not isinstance(images, np.ndarray) or images.dtype != np.uint8:
+        raise ValueError(f"images must be a uint8 array, got {getattr(images, 'dtype', images)}")
+    if images.ndim != 3 or images.shape[1:] != (DIGIT_SIZE, DIGIT_SIZE):
+        raise ValueError(
+            f"images must be (M, {DIGIT_SIZE}, {DIGIT_SIZE}) MNIST digits, "
+            f"got shape {tuple(images.shape)}"
+        )
+    return mnist_subset_indices(digit_subset, len(images))
+
+
 def _check(num_sequences: int, frames: int, size: int, digits: int) -> None:
     if num_sequences < 1:
         raise ValueError(f"num_sequences must be >= 1, got {num_sequences}")
@@ -141,10 +183,11 @@ def plan_moving_mnist(
     digits: int = 2,
     seed: int = 0,
     digit_subset: str = "all",
+    images: np.ndarray | None = None,
 ) -> MovingDigits:
     """The digits and trajectories :func:`generate_moving_mnist` draws for these arguments."""
     _check(num_sequences, frames, size, digits)
-    pool = digit_subset_indices(digit_subset)  # (K,)
+    pool = _pool(digit_subset, images)  # (K,)
     rng = np.random.default_rng(seed)
     indices = rng.choice(pool, size=(num_sequences, digits)).astype(np.int64)  # (N, D)
     positions = _trajectories(rng, num_sequences, frames, size, digits)  # (N, T, D, 2)
@@ -186,12 +229,15 @@ def generate_moving_mnist(
     digits: int = 2,
     seed: int = 0,
     digit_subset: str = "all",
+    images: np.ndarray | None = None,
 ) -> np.ndarray:
     """Bouncing-digit sequences, uint8 (N, T, size, size); the same for the same arguments.
-    ``digit_subset`` ("all", "train", "test") picks which digit images may appear."""
-    plan = plan_moving_mnist(num_sequences, frames, size, digits, seed, digit_subset)
-    images = _digit_images()[0][plan.indices]  # (N, D, 28, 28)
-    return render(images, plan.positions, size)
+    ``digit_subset`` ("all", "train", "test") picks which digit images may appear; ``images``,
+    uint8 (M, 28, 28) such as MNIST's, replaces scikit-learn's digits (see
+    :func:`mnist_subset_indices` for its train and test parts)."""
+    plan = plan_moving_mnist(num_sequences, frames, size, digits, seed, digit_subset, images)
+    source = _digit_images()[0] if images is None else images  # (M, 28, 28)
+    return render(source[plan.indices], plan.positions, size)  # drawn: (N, D, 28, 28)
 
 
 def write_generated(
@@ -202,16 +248,41 @@ def write_generated(
     size: int = 64,
     digits: int = 2,
     seed: int = 0,
+    mnist: str | Path | None = None,
 ) -> dict[str, Path]:
     """Write ``train.npy`` (train digits, ``seed``) and ``test.npy`` (test digits, ``seed + 1``)
     in the released time-major layout (T, N, size, size); returns {"train": path, "test": path}.
+    ``mnist``: an MNIST images file (IDX, optionally .gz, e.g. ``train-images-idx3-ubyte.gz``)
+    to draw the digits from instead of scikit-learn's; train and test split it as
+    :func:`mnist_subset_indices` says.
     """
+    images = None if mnist is None else _read_mnist(Path(mnist))  # (M, 28, 28)
     out = Path(out_dir)
     return {
         "train": write_moving_mnist(
-            out / "train.npy", generate_moving_mnist(train, frames, size, digits, seed, "train")
+            out / "train.npy",
+            generate_moving_mnist(train, frames, size, digits, seed, "train", images),
         ),
         "test": write_moving_mnist(
-            out / "test.npy", generate_moving_mnist(test, frames, size, digits, seed + 1, "test")
+            out / "test.npy",
+            generate_moving_mnist(test, frames, size, digits, seed + 1, "test", images),
         ),
     }
+
+
+def _read_mnist(path: Path) -> np.ndarray:
+    """uint8 (M, 28, 28), M >= 2, from an IDX images file, or a DataError naming it."""
+    images = read_idx_images(path)  # (M, rows, cols)
+    count, rows, cols = images.shape
+    if (rows, cols) != (DIGIT_SIZE, DIGIT_SIZE):
+        raise DataError(
+            path,
+            f"images of {rows}x{cols} pixels; Moving MNIST draws MNIST's "
+            f"{DIGIT_SIZE}x{DIGIT_SIZE} digits (not resized)",
+            expected=EXPECTED,
+        )
+    if count < 2:
+        raise DataError(
+            path, "1 image; train and test need one each, never shared", expected=EXPECTED
+        )
+    return images

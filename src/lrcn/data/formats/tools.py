@@ -160,13 +160,36 @@ def moving_mnist(
     size: Annotated[int, Help("Frame width and height in pixels.", min=28)] = 64,
     digits: Annotated[int, Help("Digits bouncing in each sequence.", min=1)] = 2,
     seed: Annotated[int, Help("Seed of the sequences.")] = 0,
+    mnist: Annotated[
+        Path | None,
+        Help(
+            "MNIST image file, IDX, optionally .gz, e.g. train-images-idx3-ubyte.gz; "
+            "test digits are its last sixth, train digits the rest "
+            "(default: scikit-learn's digits)."
+        ),
+    ] = None,
 ) -> list[str]:
-    """Generate Moving MNIST sequences (Srivastava et al. 2015 rules, scikit-learn's bundled
-    digits) in the standard mnist_test_seq.npy layout; train and test never share a digit."""
-    from lrcn.data.synthetic_moving_mnist import write_generated
+    """Generate Moving MNIST sequences (Srivastava et al. 2015 rules; scikit-learn's digits, or
+    MNIST's with --mnist) in the mnist_test_seq.npy layout; train and test share no digit."""
+    from lrcn.data.formats.mnist_idx import idx_images_shape
+    from lrcn.data.synthetic_moving_mnist import (
+        digit_subset_indices,
+        mnist_subset_indices,
+        write_generated,
+    )
 
-    paths = write_generated(out, train, test, frames=frames, size=size, digits=digits, seed=seed)
+    paths = write_generated(
+        out, train, test, frames=frames, size=size, digits=digits, seed=seed, mnist=mnist
+    )
+    if mnist is None:
+        source = "scikit-learn's 8x8 digits upscaled to 28x28"
+        parts = [len(digit_subset_indices(side)) for side in ("train", "test")]
+    else:
+        count = idx_images_shape(mnist)[0]
+        source = f"MNIST images {mnist}"
+        parts = [len(mnist_subset_indices(side, count)) for side in ("train", "test")]
     return [
-        f"{paths['train']}: uint8 ({frames}, {train}, {size}, {size})",
-        f"{paths['test']}: uint8 ({frames}, {test}, {size}, {size})",
+        f"{paths['train']}: uint8 ({frames}, {train}, {size}, {size}), {parts[0]} train digits",
+        f"{paths['test']}: uint8 ({frames}, {test}, {size}, {size}), {parts[1]} test digits",
+        f"digits: {source}; train and test share none",
     ]
