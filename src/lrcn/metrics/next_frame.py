@@ -5,8 +5,9 @@ Conventions (those OpenSTL reports on Moving MNIST, so numbers compare): pixels 
 MSE and MAE are *summed over a frame's pixels* and averaged over sequences (Moving MNIST's
 ConvLSTM: MSE 29.80 per frame), SSIM and PSNR are computed per frame and averaged. SSIM and
 PSNR come from torchmetrics (Gaussian window 11, sigma 1.5; data range 1), called per frame
-so that each frame is one score. Every metric is given per horizon step (the first predicted
-frame, the second, ...) and as the mean over steps.
+so that each frame is one score; a frame predicted exactly, whose PSNR is infinite, counts
+as 100 dB so that one such frame does not make the mean infinite. Every metric is given per
+horizon step (the first predicted frame, the second, ...) and as the mean over steps.
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ from torch import Tensor
 
 __all__ = [
     "FrameScores",
+    "ScoreAccumulator",
     "copy_last_frame",
     "frame_scores",
     "linear_extrapolation",
 ]
 
 METRICS = ("mse", "mae", "ssim", "psnr")
+PSNR_CAP = 100.0  # dB, for a frame predicted exactly (its PSNR is infinite)
 
 
 @dataclass(frozen=True)
@@ -48,8 +51,8 @@ def _check(pred: Tensor, target: Tensor) -> None:
         raise ValueError("no sequences or no frames to score")
 
 
-def frame_scores(pred: Tensor, target: Tensor) -> FrameScores:
-    """Scores of ``pred`` against ``target``, both float ``(N, T, C, H, W)`` in [0, 1]."""
+def _per_sequence(pred: Tensor, target: Tensor) -> dict[str, Tensor]:
+    """Every metric of every frame: name -> ``(N, T)``."""
     from torchmetrics.functional.image import (
         peak_signal_noise_ratio,
         structural_similarity_index_measure,
@@ -59,8 +62,6 @@ def frame_scores(pred: Tensor, target: Tensor) -> FrameScores:
     n, t = pred.shape[:2]
     pred, target = pred.float(), target.float()
     diff = pred - target
-    mse = diff.pow(2).flatten(2).sum(2).mean(0)  # (T,): summed over pixels, mean over sequences
-    mae = diff.abs().flatten(2).sum(2).mean(0)  # (T,)
     frames_p, frames_t = pred.flatten(0, 1), target.flatten(0, 1)  # (N*T, C, H, W)
     ssim = structural_similarity_index_measure(
         frames_p, frames_t, data_range=1.0, reduction="none"
@@ -68,14 +69,44 @@ def frame_scores(pred: Tensor, target: Tensor) -> FrameScores:
     psnr = peak_signal_noise_ratio(
         frames_p, frames_t, data_range=1.0, reduction="none", dim=(1, 2, 3)
     )  # (N*T,)
-    per_step = {
-        "mse": mse.tolist(),
-        "mae": mae.tolist(),
-        "ssim": torch.as_tensor(ssim).view(n, t).mean(0).tolist(),
-        "psnr": torch.as_tensor(psnr).view(n, t).mean(0).tolist(),
+    return {
+        "mse": diff.pow(2).flatten(2).sum(2),  # (N, T): summed over a frame's pixels
+        "mae": diff.abs().flatten(2).sum(2),
+        "ssim": torch.as_tensor(ssim).view(n, t),
+        "psnr": torch.as_tensor(psnr).view(n, t).clamp(max=PSNR_CAP),
     }
-    mean = {name: float(sum(v) / len(v)) for name, v in per_step.items()}
-    return FrameScores(per_step, mean, n)
+
+
+class ScoreAccumulator:
+    """:func:`frame_scores` over a split too large to hold: ``add`` batch after batch of
+    sequences (the same horizon), then ``result``. Equal to one call on all of them."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, Tensor] = {}  # name -> (T,) float64 sums over sequences
+        self.count = 0
+
+    def add(self, pred: Tensor, target: Tensor) -> None:
+        """Score a batch ``(N, T, C, H, W)`` in [0, 1]."""
+        for name, values in _per_sequence(pred, target).items():
+            total = values.detach().double().sum(0).cpu()  # (T,)
+            if name in self.sums and self.sums[name].shape != total.shape:
+                raise ValueError(f"horizon {len(total)} after {len(self.sums[name])} frames")
+            self.sums[name] = self.sums[name] + total if name in self.sums else total
+        self.count += pred.shape[0]
+
+    def result(self) -> FrameScores:
+        if not self.count:
+            raise ValueError("no sequences scored")
+        per_step = {name: (self.sums[name] / self.count).tolist() for name in METRICS}
+        mean = {name: float(sum(v) / len(v)) for name, v in per_step.items()}
+        return FrameScores(per_step, mean, self.count)
+
+
+def frame_scores(pred: Tensor, target: Tensor) -> FrameScores:
+    """Scores of ``pred`` against ``target``, both float ``(N, T, C, H, W)`` in [0, 1]."""
+    scores = ScoreAccumulator()
+    scores.add(pred, target)
+    return scores.result()
 
 
 def copy_last_frame(context: Tensor, horizon: int) -> Tensor:

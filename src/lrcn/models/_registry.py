@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from torch import nn
 
 from lrcn.backbones import backbone_from_config
-from lrcn.config import BackboneConfig, ConfigError, validate_as
+from lrcn.config import ConfigError, StrictConfig, validate_as
 
 E = TypeVar("E", bound=BaseModel)
 Builder = Callable[..., nn.Module]
@@ -47,7 +47,7 @@ class ModelFamily(Generic[E]):
 class ModelEntry:
     name: str
     builder: Builder
-    config: type[BackboneConfig]
+    config: type[StrictConfig]
     family: ModelFamily[Any]
 
 
@@ -55,10 +55,12 @@ _MODELS: dict[str, ModelEntry] = {}
 
 
 def register_model(
-    family: ModelFamily[Any], config: type[BackboneConfig]
+    family: ModelFamily[Any], config: type[StrictConfig]
 ) -> Callable[[Builder], Builder]:
     """Decorator: make a builder buildable as ``create_model(builder.__name__, ...)`` and from a
-    config section validated by ``config``."""
+    config section validated by ``config``. A builder that takes a ``backbone`` gets the one its
+    section names (the section is then a :class:`BackboneConfig`); one that does not (a model
+    that reads raw frames, such as the ConvLSTM forecaster) gets none."""
 
     def add(fn: Builder) -> Builder:
         if fn.__name__ in _MODELS:
@@ -91,7 +93,7 @@ def list_models(task: str | None = None) -> list[str]:
 
 
 def build_model(
-    model: Mapping[str, Any] | BackboneConfig,
+    model: Mapping[str, Any] | StrictConfig,
     extras: BaseModel,
     pretrained: bool = True,
     source: str = "<config>",
@@ -112,8 +114,9 @@ def build_model(
             f"{entry.family.extras.__name__}, got {type(extras).__name__}",
         )
     values = section.model_dump(mode="json")
-    backbone = backbone_from_config(values, pretrained)
     takes = inspect.signature(entry.builder).parameters
     kwargs = {k: v for k, v in values.items() if k in takes and k != "backbone"}
     sizes = {k: v for k, v in entry.family.sizes(extras).items() if k in takes}
-    return entry.builder(backbone=backbone, **sizes, **kwargs)
+    if "backbone" in takes:
+        kwargs["backbone"] = backbone_from_config(values, pretrained)
+    return entry.builder(**sizes, **kwargs)

@@ -19,7 +19,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 
 import torch
 from pydantic import BaseModel
@@ -109,7 +109,8 @@ class Task(ABC, Generic[C]):
 
     name: ClassVar[str]
     config_class: ClassVar[type[TaskConfig]]
-    primary_metric: ClassVar[str]  # a validation metric, higher is better; picks best/
+    primary_metric: ClassVar[str]  # a validation metric; picks best/
+    primary_goal: ClassVar[Literal["max", "min"]] = "max"  # "min" for an error such as MSE
     logged_metrics: ClassVar[tuple[str, ...]]  # printed after every epoch
     evaluate_options: ClassVar[tuple[TaskOption, ...]] = ()
     predict_options: ClassVar[tuple[TaskOption, ...]] = ()

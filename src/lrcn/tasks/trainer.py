@@ -89,7 +89,7 @@ def _train_locked(
     recorder = RunRecorder(
         run, bundle_to, task.primary_metric, optimizer, scheduler,
         f"{run.resolve().name}: {task.run_title(config)}",
-        log, t.epochs, task.logged_metrics,
+        log, t.epochs, task.logged_metrics, minimize=task.primary_goal == "min",
     )  # fmt: skip
     start_epoch = recorder.resume(model, device) if resume else 0
     settings = LoopSettings(

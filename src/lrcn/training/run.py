@@ -158,8 +158,9 @@ def write_views(run: Path, history: list[dict[str, Any]]) -> None:
 
 class RunRecorder:
     """Epoch-end bookkeeping of one run; ``save_bundle(folder, epoch, metrics)`` writes a
-    bundle. ``primary`` is the validation metric that picks ``best/``; ``shown`` the metrics
-    logged after each epoch."""
+    bundle. ``primary`` is the validation metric that picks ``best/`` (the highest, or with
+    ``minimize`` the lowest: an error such as MSE); ``shown`` the metrics logged after each
+    epoch."""
 
     def __init__(
         self,
@@ -172,6 +173,7 @@ class RunRecorder:
         log: Callable[[str], None],
         epochs: int,
         shown: tuple[str, ...] = (),
+        minimize: bool = False,
     ) -> None:
         self.run = run
         self.save_bundle = save_bundle
@@ -183,7 +185,8 @@ class RunRecorder:
         self.epochs = epochs
         self.shown = shown or (primary,)
         self.history: list[dict[str, Any]] = []
-        self.best = float("-inf")
+        self.minimize = minimize
+        self.best = float("inf") if minimize else float("-inf")
         self.best_epoch: int | None = None
         self.drawn_at: float | None = None  # when curves.png was last drawn (monotonic s)
 
@@ -205,7 +208,7 @@ class RunRecorder:
         row = asdict(result)
         self.history.append(row)
         score = result.metrics.get(self.primary)
-        improved = score is not None and score > self.best
+        improved = score is not None and (score < self.best if self.minimize else score > self.best)
         if improved:
             self.best, self.best_epoch = float(score), result.epoch  # type: ignore[arg-type]
         staging = self.run / STAGING
