@@ -128,6 +128,25 @@ def _gated(x: Tensor, masks: Tensor | None) -> tuple[Tensor, int]:
     return stacked.transpose(0, 1).flatten(1, 2), 4  # (N, 4C, H, W)
 
 
+def _default_gates_(gates: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
+    """The sigmoid/tanh gate arithmetic of one step, in place on ``gates (B, 4F, H, W)``.
+
+    The same ops as the plain path in :meth:`ConvLSTMCell.step`, with bit-identical results
+    (i and f get a sigmoid call each: one call over both slices rounds a few elements
+    differently), but without its temporaries (the 4F sum and seven ``(B, F, H, W)`` maps).
+    No autograd: the activations overwrite ``gates``, which the caller must own (a fresh
+    convolution output).
+    """
+    i, f, g, o = gates.chunk(4, dim=1)
+    i.sigmoid_()
+    f.sigmoid_()
+    g.tanh_()
+    o.sigmoid_()
+    c = f * c
+    c.add_(i.mul_(g))
+    return torch.tanh(c).mul_(o), c
+
+
 class ConvLSTMOutput(NamedTuple):
     """What :class:`ConvLSTM2d` returns when ``return_state=True``."""
 
@@ -142,6 +161,10 @@ class ConvLSTMCell(nn.Module):
     ``forward(x (B, C, H, W), state=(h, c) or None) -> (h', c')`` each ``(B, F, H', W')``.
     Dropout masks, when wanted, are passed in by the caller so they can be kept across steps.
     """
+
+    #: Run the default sigmoid/tanh gates in place when nothing needs gradients (inference):
+    #: the same result as the plain ops, with fewer temporaries. False forces the plain path.
+    fast_gates: bool = True
 
     def __init__(
         self,
@@ -241,7 +264,10 @@ class ConvLSTMCell(nn.Module):
         self, x_conv: Tensor, h: Tensor, c: Tensor, recurrent_masks: Tensor | None = None
     ) -> tuple[Tensor, Tensor]:
         """One step from the input convolution ``x_conv (B, 4F, H', W')`` already computed."""
-        gates = x_conv + self.recurrent_conv(h, recurrent_masks)  # (B, 4F, H', W')
+        rec = self.recurrent_conv(h, recurrent_masks)  # (B, 4F, H', W'), a fresh tensor
+        if self._in_place_gates_ok(x_conv, rec, c):
+            return _default_gates_(rec.add_(x_conv), c)
+        gates = x_conv + rec
         i, f, g, o = gates.chunk(4, dim=1)  # each (B, F, H', W')
         i = self.recurrent_activation(i)
         f = self.recurrent_activation(f)
@@ -249,6 +275,23 @@ class ConvLSTMCell(nn.Module):
         o = self.recurrent_activation(o)
         h = o * self.activation(c)
         return h, c
+
+    def _in_place_gates_ok(self, x_conv: Tensor, rec: Tensor, c: Tensor) -> bool:
+        """Whether :meth:`step` may take the in-place path: default activations, no autograd
+        graph to record, no tracing (keeps exported graphs free of in-place ops on views)."""
+        return (
+            self.fast_gates
+            and not torch.jit.is_tracing()
+            and not torch.jit.is_scripting()
+            and self.recurrent_activation is torch.sigmoid
+            and self.activation is torch.tanh
+            and not (
+                torch.is_grad_enabled()
+                and (x_conv.requires_grad or rec.requires_grad or c.requires_grad)
+            )
+            and x_conv.shape == rec.shape
+            and x_conv.dtype == rec.dtype
+        )
 
     def initial_state(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Zero ``(h, c)`` for a frame batch ``x (B, C, H, W)``."""
