@@ -17,6 +17,7 @@ import bench_cache
 import bench_conv_lstm
 import bench_loader
 import bench_lstm
+import bench_next_frame
 import bench_retrieval
 import bench_video_captioning
 import bench_vqa
@@ -31,6 +32,7 @@ BENCHMARKS = {
     "video_captioning": bench_video_captioning,
     "vqa": bench_vqa,
     "retrieval": bench_retrieval,
+    "next_frame": bench_next_frame,
 }
 
 

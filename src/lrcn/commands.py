@@ -64,6 +64,7 @@ COMMAND_MODULES = (
     "lrcn.demos.video_captioning",
     "lrcn.demos.vqa",
     "lrcn.demos.retrieval",
+    "lrcn.demos.next_frame",
     "lrcn.data.formats.tools",
     "lrcn.search.commands",
 )
