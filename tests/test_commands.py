@@ -25,7 +25,9 @@ from lrcn.data.video_io import write_video
 
 runner = CliRunner()
 
-DEMOS = {"activity", "captioning", "gradients", "video-captioning", "vqa", "retrieval"}
+DEMOS = {
+    "activity", "captioning", "gradients", "video-captioning", "vqa", "retrieval", "next-frame"
+}  # fmt: skip
 TOOLS = {
     "captions-from-csv",
     "split-folders",

@@ -56,3 +56,21 @@ def test_baselines():
         linear_extrapolation(ramp[:, :1], 2)
     with pytest.raises(ValueError, match=r"\(N, T, C, H, W\)"):
         frame_scores(ramp, ramp[:, :2])
+
+
+def test_accumulated_batches_equal_one_call_and_exact_frames_cap_psnr():
+    from lrcn.metrics.next_frame import PSNR_CAP, ScoreAccumulator
+
+    torch.manual_seed(1)
+    target = torch.rand(5, 3, 1, 16, 16)
+    pred = (target + 0.2 * torch.randn_like(target)).clamp(0, 1)
+    whole = frame_scores(pred, target)
+    parts = ScoreAccumulator()
+    parts.add(pred[:2], target[:2])
+    parts.add(pred[2:], target[2:])
+    split = parts.result()
+    assert split.sequences == 5
+    for name in whole.per_step:
+        assert split.per_step[name] == pytest.approx(whole.per_step[name], rel=1e-6)
+    exact = frame_scores(target, target)
+    assert exact.mean["psnr"] == PSNR_CAP

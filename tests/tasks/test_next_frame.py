@@ -252,3 +252,12 @@ def test_a_short_video_is_an_error_or_skipped_and_reported(tmp_path):
     _invoke("train", skip, "--out", tmp_path / "r2", "-q")
     report = json.loads((tmp_path / "r2" / "report.json").read_text())
     assert [s for s in report["skipped"] if "square-00" in s], report["skipped"]
+
+
+def test_the_demo_runs_small_and_prints_the_table(tmp_path):
+    result = _invoke("demo", "next-frame", "--out", tmp_path, "--epochs", 1, "--sequences", 40)
+    assert "| copy last frame (baseline) |" in result.stdout
+    assert "| linear extrapolation (baseline) |" in result.stdout
+    assert "both baselines on MSE" in result.stdout
+    assert (tmp_path / "runs" / "convlstm" / "eval-best-test" / "predictions.gif").is_file()
+    assert (tmp_path / "configs" / "moving_mnist_demo.yaml").is_file()
