@@ -7,24 +7,30 @@ import pytest
 import torch
 
 from lrcn.models import create_model
-from lrcn.models.next_frame import ConvLSTMForecaster
+from lrcn.models.next_frame import ConvLSTMForecaster, FramePredictor
 
 CONTEXT, HORIZON = 4, 5
 
 
+MODELS = ("convlstm_encoder_forecaster", "convlstm")
+
+
 def _model(
-    patch: int = 2, filters: tuple[int, ...] = (6, 5), channels: int = 1
-) -> ConvLSTMForecaster:
+    patch: int = 2,
+    filters: tuple[int, ...] = (6, 5),
+    channels: int = 1,
+    name: str = "convlstm_encoder_forecaster",
+) -> FramePredictor:
     torch.manual_seed(0)
     model = create_model(
-        "convlstm_encoder_forecaster",
+        name,
         channels=channels,
         frame_size=8,
         filters=list(filters),
         kernel_size=3,
         patch_size=patch,
     )
-    assert isinstance(model, ConvLSTMForecaster)
+    assert isinstance(model, FramePredictor)
     return model.eval()
 
 
@@ -33,10 +39,11 @@ def _video(batch: int = 3, channels: int = 1) -> torch.Tensor:
     return torch.rand(batch, CONTEXT + HORIZON, channels, 8, 8)
 
 
+@pytest.mark.parametrize("name", MODELS)
 @pytest.mark.parametrize("patch", [1, 2, 4])
 @pytest.mark.parametrize("channels", [1, 3])
-def test_shapes_and_range(patch: int, channels: int) -> None:
-    model = _model(patch, channels=channels)
+def test_shapes_and_range(patch: int, channels: int, name: str) -> None:
+    model = _model(patch, channels=channels, name=name)
     with torch.no_grad():
         out = model(_video(channels=channels)[:, :CONTEXT], HORIZON)
     assert out.frames.shape == (3, HORIZON, channels, 8, 8)
@@ -72,33 +79,40 @@ def _masks(batch: int) -> list[torch.Tensor | None]:
     ]
 
 
+@pytest.mark.parametrize("name", MODELS)
 @pytest.mark.parametrize("mask_index", range(4))
 @pytest.mark.parametrize("train_mode", [False, True])
 def test_prediction_of_frame_t_ignores_frames_at_and_after_t(
-    mask_index: int, train_mode: bool
+    mask_index: int, train_mode: bool, name: str
 ) -> None:
     """For every horizon step k (frame t = CONTEXT + k): change every frame from t on; the
     prediction of frame t stays bit-identical. Checked with the model in train mode (the
     training path, with teacher masks) and in eval mode."""
-    model = _model().train(train_mode)
+    model = _model(name=name).train(train_mode)
     video = _video()
     teacher = _masks(len(video))[mask_index]
     context, future = video[:, :CONTEXT], video[:, CONTEXT:]
     with torch.no_grad():
-        base = model(context, HORIZON, future, teacher).frames
+        first = model(context, HORIZON, future, teacher)
+        base = first.frames
         for k in range(HORIZON):
             changed = future.clone()
             changed[:, k:] = torch.rand_like(changed[:, k:])
-            again = model(context, HORIZON, changed, teacher).frames
+            output = model(context, HORIZON, changed, teacher)
+            again = output.frames
             assert torch.equal(again[:, : k + 1], base[:, : k + 1]), f"step {k} saw the future"
+            if first.context_logits is not None:  # the one-stack model's context predictions
+                assert output.context_logits is not None
+                assert torch.equal(output.context_logits, first.context_logits)
             if teacher is not None and bool(teacher[:, k:].any()) and k + 1 < HORIZON:
                 # the check can fail: where the truth is fed, later steps do change
                 assert not torch.equal(again[:, k + 1 :], base[:, k + 1 :])
 
 
-def test_the_last_context_frame_reaches_every_step() -> None:
+@pytest.mark.parametrize("name", MODELS)
+def test_the_last_context_frame_reaches_every_step(name: str) -> None:
     """The last context frame matters to every step (the check above is not vacuous)."""
-    model = _model()
+    model = _model(name=name)
     video = _video()
     changed = video[:, :CONTEXT].clone()
     changed[:, -1] = torch.rand_like(changed[:, -1])
@@ -130,10 +144,26 @@ def test_a_teacher_mask_needs_the_future() -> None:
         model(_video()[:, :CONTEXT], HORIZON, None, torch.ones(3, HORIZON - 1, dtype=torch.bool))
 
 
-def test_gradients_reach_encoder_and_forecaster() -> None:
-    model = _model().train()
+@pytest.mark.parametrize("name", MODELS)
+def test_gradients_reach_every_parameter(name: str) -> None:
+    model = _model(name=name).train()
     video = _video()
     out = model(video[:, :CONTEXT], HORIZON, video[:, CONTEXT:], _masks(3)[3])
     (out.frames - video[:, CONTEXT:]).pow(2).mean().backward()
     for name, p in model.named_parameters():
         assert p.grad is not None and float(p.grad.abs().sum()) > 0, name
+
+
+def test_the_one_stack_model_predicts_each_context_frame_from_those_before() -> None:
+    """Its context logit t (frame t + 2) changes with frame t + 1, not with frame t + 2."""
+    model = _model(name="convlstm")
+    video = _video()
+    with torch.no_grad():
+        base = model(video[:, :CONTEXT], HORIZON).context_logits
+        assert base is not None and base.shape == (3, CONTEXT - 1, 1, 8, 8)
+        for t in range(CONTEXT - 1):
+            changed = video[:, :CONTEXT].clone()
+            changed[:, t + 1 :] = torch.rand_like(changed[:, t + 1 :])
+            again = model(changed, HORIZON).context_logits
+            assert again is not None
+            assert torch.equal(again[:, : t + 1], base[:, : t + 1])

@@ -135,6 +135,25 @@ class FramePredictor(nn.Module):
         """``(N, C*p*p, H/p, W/p)`` -> ``(N, C, H, W)``."""
         return F.pixel_shuffle(grid, self.patch_size) if self.patch_size > 1 else grid
 
+    def cells(self, filters: list[int], kernel_size: int) -> nn.ModuleList:
+        """Stacked ConvLSTM cells ("same" padding) over the patched frame's grid."""
+        widths = [self.patched, *filters[:-1]]
+        return nn.ModuleList(
+            ConvLSTMCell(w, f, kernel_size, padding="same")
+            for w, f in zip(widths, filters, strict=True)
+        )
+
+    def run_stack(self, cells: nn.ModuleList, frame: Tensor, states: State) -> State:
+        """One step of stacked ``cells`` from ``frame (B, C, H, W)``: each layer reads the one
+        below (the first, the patched frame); the new states."""
+        x = self.patch(frame)
+        new_states = []
+        for cell, (h, c) in zip(cells, states, strict=True):
+            h, c = cell(x, (h, c))
+            new_states.append((h, c))
+            x = h
+        return new_states
+
     def begin(self, context: Tensor) -> tuple[State, Tensor | None]:
         """Read ``context (B, Tc, C, H, W)`` but its last frame's step: the states, and the
         logits of context frames 2..Tc when the model predicts them."""
@@ -199,10 +218,7 @@ class ConvLSTMForecaster(FramePredictor):
             ConvLSTM2d(w, f, kernel_size, padding="same", return_sequences=True, return_state=True)
             for w, f in zip(widths, filters, strict=True)
         )
-        self.forecaster = nn.ModuleList(
-            ConvLSTMCell(w, f, kernel_size, padding="same")
-            for w, f in zip(widths, filters, strict=True)
-        )
+        self.forecaster = self.cells(filters, kernel_size)
         self.output = nn.Conv2d(sum(filters), self.patched, kernel_size=1)
 
     def encode(self, context: Tensor) -> State:
@@ -219,14 +235,9 @@ class ConvLSTMForecaster(FramePredictor):
         return self.encode(context), None
 
     def step(self, frame: Tensor, states: State) -> tuple[Tensor, State]:
-        x = self.patch(frame)
-        new_states = []
-        for cell, (h, c) in zip(self.forecaster, states, strict=True):
-            h, c = cell(x, (h, c))
-            new_states.append((h, c))
-            x = h
-        hidden = torch.cat([h for h, _ in new_states], dim=1)  # (B, sum F, h, w)
-        return self.unpatch(self.output(hidden)), new_states
+        states = self.run_stack(self.forecaster, frame, states)
+        hidden = torch.cat([h for h, _ in states], dim=1)  # (B, sum F, h, w)
+        return self.unpatch(self.output(hidden)), states
 
 
 class ConvLSTMPredictor(FramePredictor):
@@ -245,17 +256,13 @@ class ConvLSTMPredictor(FramePredictor):
         patch_size: int = 4,
     ) -> None:
         super().__init__(channels, frame_size, patch_size)
-        widths = [self.patched, *filters[:-1]]
-        self.cells = nn.ModuleList(
-            ConvLSTMCell(w, f, kernel_size, padding="same")
-            for w, f in zip(widths, filters, strict=True)
-        )
+        self.stack = self.cells(filters, kernel_size)
         self.output = nn.Conv2d(filters[-1], self.patched, kernel_size=1)
 
     def _zero_states(self, frame: Tensor) -> State:
         grid = self.patch(frame)  # (B, Cp, h, w)
         states = []
-        for cell in self.cells:
+        for cell in self.stack:
             assert isinstance(cell, ConvLSTMCell)
             zeros = grid.new_zeros((len(grid), cell.filters, *grid.shape[-2:]))
             states.append((zeros, zeros))
@@ -270,13 +277,8 @@ class ConvLSTMPredictor(FramePredictor):
         return states, torch.stack(logits, 1) if logits else None
 
     def step(self, frame: Tensor, states: State) -> tuple[Tensor, State]:
-        x = self.patch(frame)
-        new_states = []
-        for cell, (h, c) in zip(self.cells, states, strict=True):
-            h, c = cell(x, (h, c))
-            new_states.append((h, c))
-            x = h
-        return self.unpatch(self.output(x)), new_states
+        states = self.run_stack(self.stack, frame, states)
+        return self.unpatch(self.output(states[-1][0])), states
 
 
 @register_model(NEXT_FRAME, ForecasterConfig)
