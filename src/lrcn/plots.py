@@ -36,35 +36,49 @@ def _pyplot() -> Any:
 
 
 def plot_curves(history: Sequence[dict[str, Any]], title: str = "Training") -> Any:
-    """Loss per epoch (left) and every evaluation metric in [0, 1] per epoch (right)."""
+    """Loss per epoch (left), the evaluation metrics in [0, 1] per epoch (middle), and any
+    others, such as a per-frame MSE in the hundreds, on a log axis of their own (right), so
+    neither squashes the other."""
     plt = _pyplot()
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
+    names = sorted(
+        {k for h in history for k, v in h.get("metrics", {}).items() if isinstance(v, float)}
+    )
+    series = {
+        name: [
+            (h["epoch"] + 1, h["metrics"][name]) for h in history if name in h.get("metrics", {})
+        ]
+        for name in names
+    }
+    unit = [n for n in names if all(0 <= v <= 1 for _, v in series[n])]
+    other = [n for n in names if n not in unit]
+    panels = 3 if other else 2
+    fig, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 4), constrained_layout=True)
+    ax_loss, ax_acc = axes[0], axes[1]
     epochs = [h["epoch"] + 1 for h in history]
     ax_loss.plot(epochs, [h["train_loss"] for h in history], marker="o", label="training loss")
     from matplotlib.ticker import MaxNLocator
 
-    for ax in (ax_loss, ax_acc):
+    for ax in axes:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax_loss.set_xlabel("epoch")
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
     ax_loss.set_ylabel("training loss (the task's)")
-    ax_loss.grid(alpha=0.3)
     ax_loss.legend()
-    names = sorted(
-        {k for h in history for k, v in h.get("metrics", {}).items() if isinstance(v, float)}
-    )
-    for name in names:
-        points = [
-            (h["epoch"] + 1, h["metrics"][name]) for h in history if name in h.get("metrics", {})
-        ]
-        if points:
-            ax_acc.plot(*zip(*points, strict=True), marker="o", label=name)
-    values = [h["metrics"][n] for h in history for n in names if n in h.get("metrics", {})]
-    ax_acc.set_ylim(0, max(1.02, max(values, default=0) * 1.05))
-    ax_acc.set_xlabel("epoch")
+    for name in unit:
+        if series[name]:
+            ax_acc.plot(*zip(*series[name], strict=True), marker="o", label=name)
+    ax_acc.set_ylim(0, 1.02)
     ax_acc.set_ylabel("evaluation metric")
-    ax_acc.grid(alpha=0.3)
-    if names:
+    if unit:
         ax_acc.legend()
+    if other:
+        ax_other = axes[2]
+        for name in other:
+            ax_other.plot(*zip(*series[name], strict=True), marker="o", label=name)
+        if all(v > 0 for n in other for _, v in series[n]):
+            ax_other.set_yscale("log")
+        ax_other.set_ylabel("evaluation metric (other scales)")
+        ax_other.legend()
     fig.suptitle(title)
     return fig
 
