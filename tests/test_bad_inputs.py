@@ -196,7 +196,7 @@ CASES: dict[str, tuple[Callable[[dict, Path], list[str]], int, str]] = {
             str(t / "r"),
         ],
         2,
-        "data.group_pattern: Value error, not a valid regular expression",
+        "data.group_pattern: not a valid regular expression",
     ),
     "an unknown backbone": (
         lambda r, t: ["train", _config(r, t, model__backbone="resnet999"), "--out", str(t / "r")],

@@ -98,5 +98,5 @@ def test_an_override_is_named_as_one_not_given_a_line_of_the_file(tmp_path):
 def test_device_and_group_pattern_are_checked_when_read(tmp_path):
     with pytest.raises(ConfigError, match=r"train.device: String should match"):
         load_config(_write(tmp_path, BASE), ["train.device=tpu"])
-    with pytest.raises(ConfigError, match=r"data.group_pattern: Value error, not a valid regular"):
+    with pytest.raises(ConfigError, match=r"data.group_pattern: not a valid regular"):
         load_config(_write(tmp_path, BASE), ["data.group_pattern=_g(\\d+"])

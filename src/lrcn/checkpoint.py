@@ -206,7 +206,8 @@ def load_bundle(
     except ValidationError as err:
         problem = err.errors()[0]
         key = ".".join(str(p) for p in problem["loc"])
-        raise BundleError(meta_path, f"extras.{key}: {problem['msg']}") from None
+        message = problem["msg"].removeprefix("Value error, ")
+        raise BundleError(meta_path, f"extras.{key}: {message}") from None
     except ConfigError as err:
         raise BundleError(str(err)) from None
     if meta["task"] != entry.family.task:

@@ -306,7 +306,8 @@ def evaluate(
     """Score a trained model on its test split with its task's metrics, beside baselines
     (activity: accuracy, per class, confusion matrix; image and video captioning: BLEU, METEOR,
     ROUGE-L, CIDEr-D; video tuples: slot accuracy, and tuples.json for every video; vqa: VQA
-    accuracy per answer type; retrieval: R@1/5/10 and median rank both ways)."""
+    accuracy per answer type; retrieval: R@1/5/10 and median rank both ways; next_frame: MSE,
+    MAE, SSIM and PSNR per horizon step beside copy-last-frame and linear extrapolation)."""
     from lrcn.tasks import evaluate_run
 
     with _progress(quiet or json_output) as progress:
@@ -332,7 +333,8 @@ def predict(
 ) -> None:
     """Predict with a trained model, whatever its task (a video's classes, a sentence for a photo
     or a video, a video's tuple, the answer to a question about a photo, photos ranked for a
-    sentence). An unreadable input is reported on stderr and the others are still predicted."""
+    sentence, a video's next frames). An unreadable input is reported on stderr and the others
+    are still predicted."""
     from lrcn.tasks import predict_run
 
     task, results = predict_run(run_dir, inputs, ctx.meta["task_options"], which)

@@ -289,7 +289,9 @@ def _describe(
         if key in overridden:
             where += " (--set)"
         message = "unknown key" if e["type"] == "extra_forbidden" else e["msg"]
-        if e["type"] != "extra_forbidden" and "input" in e and not isinstance(e["input"], dict):
+        message = message.removeprefix("Value error, ")  # a validator's own sentence
+        shown = "input" in e and not isinstance(e["input"], dict)
+        if e["type"] != "extra_forbidden" and shown and f"got {e['input']!r}" not in message:
             message += f" (got {e['input']!r})"
         problems.append(f"{where}: {key}: {message}")
     return "\n".join(problems)

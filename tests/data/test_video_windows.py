@@ -59,10 +59,8 @@ def test_read_small_frames_takes_every_kth_and_the_asked_part(tmp_path):
     folder = _frame_folder(tmp_path / "v", frames)
     every_2nd = read_small_frames(folder, 8, 1, frame_step=2)
     assert [int(f[0, 0, 0]) for f in every_2nd] == [0, 20, 40, 60, 80, 100]
-    part = read_small_frames(folder, 8, 1, first=3, count=4)
-    assert [int(f[0, 0, 0]) for f in part] == [30, 40, 50, 60]
-    last = read_small_frames(folder, 8, 1, last=2)
-    assert [int(f[0, 0, 0]) for f in last] == [100, 110]
+    part = read_small_frames(folder, 8, 1, indices=[3, 5, 7])
+    assert [int(f[0, 0, 0]) for f in part] == [30, 50, 70]
 
 
 def test_split_is_by_video_disjoint_and_seeded(tmp_path):

@@ -87,7 +87,7 @@ class ForecasterConfig(StrictConfig):
     @classmethod
     def _odd(cls, kernel: int) -> int:
         if kernel % 2 == 0:
-            raise ValueError(f"must be odd so 'same' padding is symmetric, got {kernel}")
+            raise ValueError("must be odd, so that 'same' padding is symmetric")
         return kernel
 
 

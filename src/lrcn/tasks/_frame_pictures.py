@@ -19,6 +19,7 @@ from lrcn.plots import _pyplot, save_figure
 __all__ = ["plot_horizon_metrics", "save_gif", "save_strip"]
 
 GAP = 2  # pixels between frames and rows (at the scaled size)
+RED = (220, 40, 40)  # the border of forecast frames in the GIF
 LABELS = {"mse": "MSE per frame ↓", "mae": "MAE per frame ↓", "ssim": "SSIM ↑", "psnr": "PSNR dB ↑"}
 
 
@@ -45,24 +46,27 @@ def _row(frames: np.ndarray, width: int) -> np.ndarray:
     return canvas
 
 
-def save_strip(path: Path, rows: Sequence[tuple[str, Tensor]], title: str = "") -> Path:
-    """A PNG with one labelled row per ``(label, frames (T, C, H, W))``: the context, the
-    truth, the prediction. Rows may differ in length."""
+def save_strip(
+    path: Path, rows: Sequence[tuple[str, Tensor, Sequence[int]]], title: str = ""
+) -> Path:
+    """A PNG with one labelled row per ``(label, frames (T, C, H, W), frame numbers)``: the
+    context, the truth, the prediction, each frame numbered below. Rows may differ in
+    length."""
     plt = _pyplot()
     size = int(rows[0][1].shape[-1])
     scale = _scale_for(size)
-    pictures = [(label, _rgb(frames, scale)) for label, frames in rows]
+    pictures = [(label, _rgb(frames, scale)) for label, frames, _ in rows]
     longest = max(len(p) for _, p in pictures)
     side = pictures[0][1].shape[2]
     width = longest * (side + GAP) - GAP
     fig, axes = plt.subplots(
         len(rows), 1, figsize=(max(4.0, width / 90), 1.35 * len(rows) + 0.4), squeeze=False
     )
-    for ax, (label, picture) in zip(axes[:, 0], pictures, strict=True):
+    for ax, (label, picture), (_, _, numbers) in zip(axes[:, 0], pictures, rows, strict=True):
         ax.imshow(_row(picture, width), interpolation="nearest")
         ax.set_yticks([])
         ax.set_xticks([(side + GAP) * i + side / 2 for i in range(len(picture))])
-        ax.set_xticklabels([str(i + 1) for i in range(len(picture))], fontsize=7)
+        ax.set_xticklabels([str(n) for n in numbers], fontsize=7)
         ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
         for spine in ax.spines.values():
             spine.set_visible(False)
@@ -74,9 +78,12 @@ def save_strip(path: Path, rows: Sequence[tuple[str, Tensor]], title: str = "") 
     return path
 
 
-def save_gif(path: Path, grid: Sequence[Sequence[Tensor]], fps: int = 4) -> Path:
+def save_gif(
+    path: Path, grid: Sequence[Sequence[Tensor]], fps: int = 4, marked_from: int | None = None
+) -> Path:
     """An animated GIF of rows of clips: frame k shows frame k of every ``(T, C, H, W)`` clip
-    of ``grid[row][column]`` (e.g. a row of true clips over a row of predicted ones), looping."""
+    of ``grid[row][column]`` (e.g. a row of true clips over a row of predicted ones), looping.
+    From frame ``marked_from`` on, the last row's frames get a red border (the forecast)."""
     from PIL import Image
 
     scale = _scale_for(int(grid[0][0].shape[-1]))
@@ -87,6 +94,9 @@ def save_gif(path: Path, grid: Sequence[Sequence[Tensor]], fps: int = 4) -> Path
     gap = np.full((GAP, width, 3), 255, dtype=np.uint8)
     images = []
     for k in range(steps):
+        if marked_from is not None and k >= marked_from:
+            for clip in rows[-1]:
+                clip[k, :2], clip[k, -2:], clip[k, :, :2], clip[k, :, -2:] = RED, RED, RED, RED
         lines = [_row(np.stack([clip[k] for clip in row]), width) for row in rows]
         stacked = [part for line in lines for part in (line, gap)][:-1]
         images.append(Image.fromarray(np.concatenate(stacked)))

@@ -44,7 +44,7 @@ from lrcn.data.formats.video_windows import (
     split_by_video,
     window_starts,
 )
-from lrcn.data.items import DataError, Problem
+from lrcn.data.items import DataError, Problem, handle
 from lrcn.data.video_io import VideoError, probe_video, write_video
 from lrcn.metrics.next_frame import ScoreAccumulator, copy_last_frame, linear_extrapolation
 from lrcn.models.next_frame import (
@@ -158,6 +158,12 @@ def _read_moving_mnist(data: NextFrameDataConfig, splits: Sequence[str]) -> Fram
     size = arrays["train"].shape[-1]
     for name, array in arrays.items():
         frames, side = array.shape[1], array.shape[-1]
+        if frames > len(array):
+            raise DataError(
+                files[name], f"{frames} frames of {len(array)} sequences: is it sequence-first "
+                "(N, T, H, W)? Save it time-major: np.save(path, a.transpose(1, 0, 2, 3))",
+                expected="time-major (T, N, H, W) as mnist_test_seq.npy (20, 10000, 64, 64)",
+            )  # fmt: skip
         if frames < data.length:
             raise DataError(
                 files[name], f"{frames} frames per sequence", key="data.context + data.horizon",
@@ -194,11 +200,12 @@ def _read_videos(
     data: NextFrameDataConfig, splits: Sequence[str], log: Log, progress: Progress | None
 ) -> FrameData:
     assert data.root is not None
+    skipped: list[Problem] = []
+    usable = _long_enough(find_videos(data.root), data, skipped)
     paths = split_by_video(
-        find_videos(data.root), data.val_fraction, data.test_fraction, data.split_seed, data.root
+        usable, data.val_fraction, data.test_fraction, data.split_seed, data.root
     )
     stride = data.window_stride or data.length
-    skipped: list[Problem] = []
     windows: dict[str, FrameWindows] = {}
     for name in splits:
 
@@ -223,6 +230,29 @@ def _read_videos(
         log(f"{name}: {len(videos)} videos, {len(places)} windows")
     source = {"root": str(data.root), "videos": {k: len(v) for k, v in paths.items()}}
     return FrameData(data.channels, data.size, windows, skipped, source)
+
+
+def _long_enough(
+    paths: list[Path], data: NextFrameDataConfig, skipped: list[Problem]
+) -> list[Path]:
+    """The videos with frames for one window, by their headers (no decoding), so that the split
+    deals only videos that can be used; the others are errors, or skipped and reported."""
+    kept = []
+    for path in paths:
+        try:
+            frames = -(-probe_video(path).num_frames // data.frame_step)
+        except VideoError as err:
+            handle(DataError(path, str(err).removeprefix(f"{path}: ")), data.on_error, skipped)
+            continue
+        if frames < data.length:
+            problem = DataError(
+                path, f"{frames} frames (every {data.frame_step}), fewer than one window needs",
+                expected=f"at least {data.length} (data.context + data.horizon)",
+            )  # fmt: skip
+            handle(problem, data.on_error, skipped)
+            continue
+        kept.append(path)
+    return kept
 
 
 def _slicer(places: list[tuple[VideoFrames, int]], length: int) -> Callable[[int], np.ndarray]:
@@ -341,9 +371,34 @@ def _extras(config: NextFrameConfig, data: FrameData) -> NextFrameExtras:
     )  # fmt: skip
 
 
-def _output_path(given: Path, path: Path, several: bool) -> Path:
-    """``given`` for one input; ``<given stem>-<input stem><suffix>`` beside it for several."""
-    return given.with_name(f"{given.stem}-{path.stem}{given.suffix}") if several else given
+VIDEO_OUT = (".mp4", ".avi", ".mkv", ".mov")
+
+
+def _output_paths(options: dict[str, Any], inputs: list[Path]) -> list[dict[str, Path]]:
+    """Per input, where ``--out`` and ``--strip`` write: the paths given for one input; for
+    several, ``<stem>-<input stem><suffix>`` beside them (``<stem>-<n>-<input stem>`` when two
+    inputs share a name). Suffixes are checked before anything runs."""
+    checks = {"out": (VIDEO_OUT, "a video file"), "strip": ((".png",), "a PNG file")}
+    given: dict[str, Path] = {}
+    for key, (suffixes, what) in checks.items():
+        if options.get(key) is None:
+            continue
+        path = Path(options[key])
+        if path.suffix.lower() not in suffixes or path.is_dir():
+            raise ConfigError(
+                f"--{key}", f"{str(path)!r} is not {what}", expected=", ".join(suffixes)
+            )
+        given[key] = path
+    stems = [p.stem for p in inputs]
+    clash = len(set(stems)) < len(stems)
+
+    def name(path: Path, n: int, stem: str) -> Path:
+        if len(inputs) == 1:
+            return path
+        tag = f"{n + 1}-{stem}" if clash else stem
+        return path.with_name(f"{path.stem}-{tag}{path.suffix}")
+
+    return [{k: name(p, n, stem) for k, p in given.items()} for n, stem in enumerate(stems)]
 
 
 class NextFrameTask(Task[NextFrameConfig]):
@@ -359,14 +414,22 @@ class NextFrameTask(Task[NextFrameConfig]):
         TaskOption(
             "start",
             int,
-            "first context frame (default: the video's last frames, continuing past its end)",
+            "number (from 0) of the first context frame; the frames the video has after the "
+            "context are drawn and scored as the truth (default: the video's last frames, "
+            "continuing past its end)",
             min=0,
         ),
-        TaskOption("out", Path, "video to write: the context, then the prediction"),
+        TaskOption(
+            "out",
+            Path,
+            "video to write (.mp4 .avi .mkv .mov): the context, then the prediction; with "
+            "several inputs, OUT-<input name>.mp4 each",
+        ),
         TaskOption(
             "strip",
             Path,
-            "PNG of the context, the truth (when the video has it) and the prediction as rows",
+            "PNG of the context, the truth (when the video has it) and the prediction as rows; "
+            "with several inputs, STRIP-<input name>.png each",
         ),
     )
 
@@ -458,7 +521,7 @@ class NextFrameTask(Task[NextFrameConfig]):
         device = resolve_device(config.train.device)
         model = bundle.model.to(device)
         assert isinstance(model, FramePredictor)
-        context, horizon = extras.context, extras.horizon
+        context, horizon = config.data.context, config.data.horizon  # --set may change them
         windows = data.split(split)
         scores = {name: ScoreAccumulator() for name in PREDICTORS}
         shown: list[tuple[str, Tensor, Tensor]] = []  # (name, window, prediction) to draw
@@ -480,8 +543,15 @@ class NextFrameTask(Task[NextFrameConfig]):
                 _better(metric, model_mean[metric], results[b]["mean"][metric])
                 for b in PREDICTORS[1:]
             )
-            for metric in ("mse", "ssim")
+            for metric in ("mse", "mae", "ssim", "psnr")
         }
+        not_beaten = {
+            metric: [
+                b for b in PREDICTORS[1:]
+                if not _better(metric, model_mean[metric], results[b]["mean"][metric])
+            ]
+            for metric in beats
+        }  # fmt: skip
         summary = {
             "split": split,
             "epoch": bundle.epoch,
@@ -490,6 +560,7 @@ class NextFrameTask(Task[NextFrameConfig]):
             "horizon": horizon,
             "scores": results,
             "beats_baselines": beats,
+            "not_beaten": {k: v for k, v in not_beaten.items() if v},
             "skipped": sorted({p.problem for p in data.skipped}),
             "outputs": {
                 "metrics": str(out / "metrics.json"),
@@ -512,15 +583,17 @@ class NextFrameTask(Task[NextFrameConfig]):
         epoch = "?" if bundle.epoch is None else bundle.epoch + 1
         strips = []
         for k, (name, window, predicted) in enumerate(shown, start=1):
+            numbers = list(range(1, len(window) + 1))
             rows = [
-                ("context", window[:context]),
-                ("truth", window[context:]),
-                ("prediction", predicted),
+                ("context", window[:context], numbers[:context]),
+                ("truth", window[context:], numbers[context:]),
+                ("prediction", predicted, numbers[context:]),
             ]
-            strips.append(save_strip(out / "strips" / f"strip-{k}.png", rows, name))
+            title = f"{name} (frames of the window from 1)"
+            strips.append(save_strip(out / "strips" / f"strip-{k}.png", rows, title))
         truth = [window for _, window, _ in shown]
         forecast = [torch.cat([window[:context], p]) for _, window, p in shown]
-        gif = save_gif(out / "predictions.gif", [truth, forecast])
+        gif = save_gif(out / "predictions.gif", [truth, forecast], marked_from=context)
         plot = plot_horizon_metrics(
             out / "horizon.png", results, f"{bundle.path.parent.name} (epoch {epoch})"
         )
@@ -540,11 +613,12 @@ class NextFrameTask(Task[NextFrameConfig]):
         model = bundle.model.to(device).eval()
         assert isinstance(model, FramePredictor)
         horizon = options.get("horizon") or extras.horizon
+        step = config.data.frame_step if config.data.format == "videos" else 1
+        named = _output_paths(options, [Path(p) for p in inputs])
         results: list[dict[str, Any]] = []
-        several = len(inputs) > 1
-        for path in map(Path, inputs):
+        for path, outputs in zip(map(Path, inputs), named, strict=True):
             try:
-                results.append(self._continue(model, extras, path, horizon, options, several))
+                results.append(self._continue(model, extras, path, horizon, options, outputs, step))
             except (VideoError, DataError) as err:
                 results.append({"input": str(path), "error": str(err)})
         return results
@@ -556,34 +630,35 @@ class NextFrameTask(Task[NextFrameConfig]):
         path: Path,
         horizon: int,
         options: dict[str, Any],
-        several: bool,
+        outputs: dict[str, Path],
+        frame_step: int,
     ) -> dict[str, Any]:
+        step = frame_step
+        total = probe_video(path).num_frames
         start = options.get("start")
-        if start is None:
-            frames = read_small_frames(path, extras.size, extras.channels, last=extras.context)
-            start = probe_video(path).num_frames - len(frames)
+        if start is None:  # the last context frames: continue past the end
+            indices = list(range(0, total, step))[-extras.context :]
         else:
-            total = probe_video(path).num_frames
-            if start + extras.context > total:
-                raise DataError(
-                    path, f"--start {start}: frames {start}-{start + extras.context - 1} asked "
-                    f"for, the video has {total}", expected=f"--start <= {total - extras.context}",
-                )  # fmt: skip
-            frames = read_small_frames(
-                path, extras.size, extras.channels, first=start, count=extras.context + horizon
-            )
-        if len(frames) < extras.context:
+            indices = list(range(start, total, step))[: extras.context + horizon]
+        if len(indices) < extras.context:
+            where = "" if start is None else f" from frame {start}"
             raise DataError(
-                path, f"{len(frames)} frames", expected=f"at least {extras.context} (the context)"
-            )
+                path, f"{len(indices)} frames{where} (every {step}) for the context",
+                expected=f"{extras.context} (every {step}: frames {step * (extras.context - 1) + 1}"
+                " or more)",
+            )  # fmt: skip
+        frames = read_small_frames(path, extras.size, extras.channels, indices=indices)
         device = next(model.parameters()).device
         clip = as_float(torch.from_numpy(np.ascontiguousarray(frames))[None], device)
         past, truth = clip[:, : extras.context], clip[:, extras.context :]
         with torch.inference_mode():
             predicted = model(past, horizon).frames  # (1, horizon, C, S, S)
+        last = indices[extras.context - 1]
+        ahead = [last + step * (k + 1) for k in range(horizon)]  # the predicted frames' numbers
         result: dict[str, Any] = {
             "input": str(path),
-            "context_frames": [start, start + extras.context - 1],
+            "context_frames": indices[: extras.context],
+            "predicted_frames": [ahead[0], ahead[-1]],
             "horizon": horizon,
         }
         known = truth.shape[1]
@@ -593,21 +668,21 @@ class NextFrameTask(Task[NextFrameConfig]):
                 "copy last frame": copy_last_frame(past, known),
             }
             result["true_frames"] = known
-            result["mse"] = {  # per frame, summed over its pixels
+            result["mse"] = {  # per frame, summed over its pixels and channels
                 name: float((p - truth).pow(2).flatten(2).sum(2).mean())
                 for name, p in scores.items()
             }
         if options.get("out") is not None:
-            target = _output_path(options["out"], path, several)
-            _write_clip(target, torch.cat([past, predicted], 1)[0], path)
+            target = outputs["out"]
+            _write_clip(target, torch.cat([past, predicted], 1)[0], path, step)
             result["out"] = str(target)
         if options.get("strip") is not None:
-            target = _output_path(options["strip"], path, several)
-            rows = [("context", past[0])]
+            target = outputs["strip"]
+            rows = [("context", past[0], indices[: extras.context])]
             if known:
-                rows.append(("truth", truth[0]))
-            rows.append(("prediction", predicted[0]))
-            save_strip(target, rows, f"{path.name}: frames {start}-{start + extras.context - 1} in")
+                rows.append(("truth", truth[0], indices[extras.context :]))
+            rows.append(("prediction", predicted[0], ahead))
+            save_strip(target, rows, f"{path.name}: frame numbers from 0")
             result["strip"] = str(target)
         return result
 
@@ -622,9 +697,8 @@ class NextFrameTask(Task[NextFrameConfig]):
         for name, result in summary["scores"].items():
             m = result["mean"]
             echo(f"  {name:22} {m['mse']:8.2f} {m['mae']:8.2f} {m['ssim']:7.4f} {m['psnr']:6.2f}")
-        for metric, better in summary["beats_baselines"].items():
-            if not better:
-                echo(f"the model does NOT beat both baselines on {metric.upper()}")
+        for metric, baselines in summary["not_beaten"].items():
+            echo(f"on {metric.upper()} the model is NOT better than: {', '.join(baselines)}")
         if summary["skipped"]:
             echo(f"skipped {len(summary['skipped'])}:\n  " + "\n  ".join(summary["skipped"]))
         for name, path in summary["outputs"].items():
@@ -632,12 +706,17 @@ class NextFrameTask(Task[NextFrameConfig]):
 
     def render_predictions(self, results: list[dict[str, Any]], echo: Echo) -> None:
         for r in results:
-            first, last = r["context_frames"]
-            line = f"{r['input']}: {r['horizon']} frames predicted after frames {first}-{last}"
+            context, (first, last) = r["context_frames"], r["predicted_frames"]
+            line = (
+                f"{r['input']}: frames {first}-{last} predicted from frames {context[0]}-"
+                f"{context[-1]}"
+            )
+            if len(context) > 1 and context[1] - context[0] > 1:
+                line += f" (every {context[1] - context[0]})"
             if "mse" in r:
                 mse = r["mse"]
                 line += (
-                    f"; MSE per frame over the {r['true_frames']} true frames "
+                    f"; MSE per frame over the {r['true_frames']} frames the video has "
                     f"{mse['model']:.2f} (copy last frame {mse['copy last frame']:.2f})"
                 )
             echo(line)
@@ -661,15 +740,15 @@ def _write_per_step(path: Path, results: dict[str, Any]) -> None:
                 writer.writerow([name, k + 1, *row])
 
 
-def _write_clip(path: Path, frames: Tensor, source: Path) -> None:
-    """``(T, C, S, S)`` in [0, 1] as a video at the source's frame rate, scaled up 2x when
-    small so players show it."""
+def _write_clip(path: Path, frames: Tensor, source: Path, frame_step: int) -> None:
+    """``(T, C, S, S)`` in [0, 1] as a video at the source's frame rate (over the frame step),
+    scaled up 2x when small so players show it."""
     array = (frames.clamp(0, 1) * 255).round().byte().cpu().numpy().transpose(0, 2, 3, 1)
     if array.shape[-1] == 1:
         array = np.repeat(array, 3, axis=-1)  # (T, S, S, 3)
     if array.shape[1] < 128:
         array = array.repeat(2, axis=1).repeat(2, axis=2)
-    fps = probe_video(source).fps or 10.0  # a frame folder has none
+    fps = (probe_video(source).fps or 10.0) / frame_step  # a frame folder has none
     write_video(path, array, fps=max(1, round(fps)))
 
 

@@ -40,6 +40,8 @@ def read_moving_mnist(path: str | Path) -> np.ndarray:
         loaded = np.load(path, allow_pickle=False, mmap_mode="r")
     except (OSError, ValueError, EOFError) as error:
         problem = str(error).splitlines()[0] if str(error) else type(error).__name__
+        if "pickle" in problem:  # numpy's advice to load unsafely is not ours to give
+            problem = "not a .npy header, or an array of Python objects, which is never loaded"
         raise DataError(path, f"not a readable .npy array ({problem})", expected=EXPECTED) from None
     if not isinstance(loaded, np.ndarray):  # an .npz archive: np.load returns an NpzFile
         close = getattr(loaded, "close", None)

@@ -13,7 +13,7 @@ video are never on two sides, since neighbouring windows of a video look alike.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,21 +92,15 @@ def read_small_frames(
     size: int,
     channels: int,
     frame_step: int = 1,
-    first: int = 0,
-    count: int | None = None,
-    last: int | None = None,
+    indices: Sequence[int] | None = None,
 ) -> np.ndarray:
-    """Every ``frame_step``-th frame of a video, small: ``uint8 (T, channels, size, size)``.
-    Of those frames, only ``count`` from number ``first`` on, or (``last``) the last ``last``:
-    decoding starts near them."""
-    total = probe_video(path).num_frames
-    indices = list(range(0, total, frame_step))
-    if last is not None:
-        indices = indices[-last:]
-    else:
-        indices = indices[first : None if count is None else first + count]
+    """Frames ``indices`` of a video (default: every ``frame_step``-th), small:
+    ``uint8 (T, channels, size, size)``. Decoding starts near the first one asked for."""
+    if indices is None:
+        indices = range(0, probe_video(path).num_frames, frame_step)
+    indices = list(indices)
     if not indices:
-        raise DataError(path, f"no frame from number {first} on: the video has {len(indices)}")
+        raise DataError(path, "no frames asked for")
     chunks = [
         to_small_frames(read_frames(path, indices[i : i + CHUNK_FRAMES]), size, channels)
         for i in range(0, len(indices), CHUNK_FRAMES)
