@@ -64,9 +64,8 @@ def plot_curves(history: Sequence[dict[str, Any]], title: str = "Training") -> A
         ax.grid(alpha=0.3)
     ax_loss.set_ylabel("training loss (the task's)")
     ax_loss.legend()
-    for name in unit:
-        if series[name]:
-            ax_acc.plot(*zip(*series[name], strict=True), marker="o", label=name)
+    for name in unit:  # every name has points: it was read off the history
+        ax_acc.plot(*zip(*series[name], strict=True), marker="o", label=name)
     ax_acc.set_ylim(0, 1.02)
     ax_acc.set_ylabel("evaluation metric")
     if unit:

@@ -18,6 +18,8 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "HIGHER_IS_BETTER",
+    "METRICS",
     "FrameScores",
     "ScoreAccumulator",
     "copy_last_frame",
@@ -26,6 +28,7 @@ __all__ = [
 ]
 
 METRICS = ("mse", "mae", "ssim", "psnr")
+HIGHER_IS_BETTER = frozenset({"ssim", "psnr"})  # MSE and MAE are errors
 PSNR_CAP = 100.0  # dB, for a frame predicted exactly (its PSNR is infinite)
 
 

@@ -105,7 +105,9 @@ State = list[tuple[Tensor, Tensor]]  # per layer (h, c), each (B, F_l, H/p, W/p)
 class FramePredictor(nn.Module):
     """What both models share: patch reshaping, and the horizon unrolled one frame at a time
     from the previous frame (true or predicted). Subclasses give :meth:`begin` (read the
-    context) and :meth:`step` (one frame on)."""
+    context), :meth:`step` (one frame on) and ``output``, the 1x1 convolution to a frame."""
+
+    output: nn.Conv2d
 
     def __init__(self, channels: int, frame_size: int, patch_size: int) -> None:
         super().__init__()
@@ -121,11 +123,10 @@ class FramePredictor(nn.Module):
         value, as a classifier's bias starts at the log prior. On mostly dark frames (Moving
         MNIST: mean 0.05) a start at 0.5 grey costs the first minutes of training unlearning
         it (measured: 10x the MSE after the same 20 epochs on moving squares)."""
-        output = getattr(self, "output", None)
-        if isinstance(output, nn.Conv2d) and output.bias is not None:
-            p = min(max(mean, 1e-3), 1 - 1e-3)
-            with torch.no_grad():
-                output.bias.fill_(math.log(p / (1 - p)))
+        p = min(max(mean, 1e-3), 1 - 1e-3)
+        assert self.output.bias is not None
+        with torch.no_grad():
+            self.output.bias.fill_(math.log(p / (1 - p)))
 
     def patch(self, frames: Tensor) -> Tensor:
         """``(N, C, H, W)`` -> ``(N, C*p*p, H/p, W/p)``."""
@@ -259,17 +260,12 @@ class ConvLSTMPredictor(FramePredictor):
         self.stack = self.cells(filters, kernel_size)
         self.output = nn.Conv2d(filters[-1], self.patched, kernel_size=1)
 
-    def _zero_states(self, frame: Tensor) -> State:
-        grid = self.patch(frame)  # (B, Cp, h, w)
-        states = []
+    def begin(self, context: Tensor) -> tuple[State, Tensor | None]:
+        grid = self.patch(context[:, 0])  # (B, Cp, h, w); "same" padding keeps h, w per layer
+        states: State = []
         for cell in self.stack:
             assert isinstance(cell, ConvLSTMCell)
-            zeros = grid.new_zeros((len(grid), cell.filters, *grid.shape[-2:]))
-            states.append((zeros, zeros))
-        return states
-
-    def begin(self, context: Tensor) -> tuple[State, Tensor | None]:
-        states = self._zero_states(context[:, 0])
+            states.append(cell.initial_state(grid))
         logits = []
         for t in range(context.shape[1] - 1):
             logit, states = self.step(context[:, t], states)

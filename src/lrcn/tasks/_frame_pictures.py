@@ -16,7 +16,7 @@ from torch import Tensor
 
 from lrcn.plots import _pyplot, save_figure
 
-__all__ = ["plot_horizon_metrics", "save_gif", "save_strip"]
+__all__ = ["frames_to_rgb", "plot_horizon_metrics", "save_gif", "save_strip"]
 
 GAP = 2  # pixels between frames and rows (at the scaled size)
 RED = (220, 40, 40)  # the border of forecast frames in the GIF
@@ -28,8 +28,9 @@ def _scale_for(size: int) -> int:
     return max(1, 128 // max(size, 1))
 
 
-def _rgb(frames: Tensor, scale: int) -> np.ndarray:
-    """``(T, C, H, W)`` in [0, 1] -> uint8 ``(T, H*s, W*s, 3)``."""
+def frames_to_rgb(frames: Tensor, scale: int = 1) -> np.ndarray:
+    """``(T, C, H, W)`` in [0, 1] -> uint8 ``(T, H*s, W*s, 3)``, grey repeated to RGB,
+    scaled up by ``scale`` (nearest neighbour)."""
     array = (frames.detach().float().clamp(0, 1) * 255).round().byte().cpu().numpy()
     array = array.transpose(0, 2, 3, 1)  # (T, H, W, C)
     if array.shape[-1] == 1:
@@ -55,7 +56,7 @@ def save_strip(
     plt = _pyplot()
     size = int(rows[0][1].shape[-1])
     scale = _scale_for(size)
-    pictures = [(label, _rgb(frames, scale)) for label, frames, _ in rows]
+    pictures = [(label, frames_to_rgb(frames, scale)) for label, frames, _ in rows]
     longest = max(len(p) for _, p in pictures)
     side = pictures[0][1].shape[2]
     width = longest * (side + GAP) - GAP
@@ -87,7 +88,7 @@ def save_gif(
     from PIL import Image
 
     scale = _scale_for(int(grid[0][0].shape[-1]))
-    rows = [[_rgb(clip, scale) for clip in row] for row in grid]
+    rows = [[frames_to_rgb(clip, scale) for clip in row] for row in grid]
     steps = min(len(clip) for row in rows for clip in row)
     side = rows[0][0].shape[2]
     width = max(len(row) for row in rows) * (side + GAP) - GAP

@@ -39,14 +39,22 @@ from lrcn.data.formats.moving_mnist import read_moving_mnist, sequences
 from lrcn.data.formats.video_windows import (
     VideoFrames,
     find_videos,
+    frame_counts,
     read_small_frames,
     read_videos,
     split_by_video,
     window_starts,
 )
-from lrcn.data.items import DataError, Problem, handle
+from lrcn.data.items import DataError, Problem
 from lrcn.data.video_io import VideoError, probe_video, write_video
-from lrcn.metrics.next_frame import ScoreAccumulator, copy_last_frame, linear_extrapolation
+from lrcn.metrics.next_frame import (
+    HIGHER_IS_BETTER,
+    METRICS,
+    ScoreAccumulator,
+    copy_last_frame,
+    frame_scores,
+    linear_extrapolation,
+)
 from lrcn.models.next_frame import (
     ForecasterConfig,
     FramePredictor,
@@ -55,7 +63,12 @@ from lrcn.models.next_frame import (
     PredictorConfig,
 )
 from lrcn.tasks._common import resolve_device
-from lrcn.tasks._frame_pictures import plot_horizon_metrics, save_gif, save_strip
+from lrcn.tasks._frame_pictures import (
+    frames_to_rgb,
+    plot_horizon_metrics,
+    save_gif,
+    save_strip,
+)
 from lrcn.tasks.base import (
     Echo,
     Log,
@@ -185,13 +198,13 @@ def _read_moving_mnist(data: NextFrameDataConfig, splits: Sequence[str]) -> Fram
         "val": np.sort(order[:n_val]),
         "test": np.arange(len(arrays["test"])),
     }
+    source_of = {"train": "train", "val": "train", "test": "test"}  # val is carved from train
     windows = {
         name: _array_windows(
-            arrays["test" if name == "test" else "train"], rows[name], data.length,
-            files["test" if name == "test" else "train"],
+            arrays[source_of[name]], rows[name], data.length, files[source_of[name]]
         )
         for name in splits
-    }  # fmt: skip
+    }
     source = {"train_file": str(data.train), "test_file": str(data.test)}
     return FrameData(1, size, windows, source=source)
 
@@ -201,9 +214,11 @@ def _read_videos(
 ) -> FrameData:
     assert data.root is not None
     skipped: list[Problem] = []
-    usable = _long_enough(find_videos(data.root), data, skipped)
+    counts = frame_counts(
+        find_videos(data.root), data.frame_step, data.length, data.on_error, skipped
+    )
     paths = split_by_video(
-        usable, data.val_fraction, data.test_fraction, data.split_seed, data.root
+        list(counts), data.val_fraction, data.test_fraction, data.split_seed, data.root
     )
     stride = data.window_stride or data.length
     windows: dict[str, FrameWindows] = {}
@@ -214,8 +229,8 @@ def _read_videos(
                 progress(f"reading {name} videos", done, len(paths[name]))
 
         videos = read_videos(
-            paths[name], data.size, data.channels, data.frame_step, data.length,
-            data.on_error, skipped, tick,
+            {path: counts[path] for path in paths[name]}, data.size, data.channels,
+            data.frame_step, data.on_error, skipped, tick,
         )  # fmt: skip
         places = [(v, s) for v in videos for s in window_starts(len(v.frames), data.length, stride)]
         if not places:
@@ -230,29 +245,6 @@ def _read_videos(
         log(f"{name}: {len(videos)} videos, {len(places)} windows")
     source = {"root": str(data.root), "videos": {k: len(v) for k, v in paths.items()}}
     return FrameData(data.channels, data.size, windows, skipped, source)
-
-
-def _long_enough(
-    paths: list[Path], data: NextFrameDataConfig, skipped: list[Problem]
-) -> list[Path]:
-    """The videos with frames for one window, by their headers (no decoding), so that the split
-    deals only videos that can be used; the others are errors, or skipped and reported."""
-    kept = []
-    for path in paths:
-        try:
-            frames = -(-probe_video(path).num_frames // data.frame_step)
-        except VideoError as err:
-            handle(DataError(path, str(err).removeprefix(f"{path}: ")), data.on_error, skipped)
-            continue
-        if frames < data.length:
-            problem = DataError(
-                path, f"{frames} frames (every {data.frame_step}), fewer than one window needs",
-                expected=f"at least {data.length} (data.context + data.horizon)",
-            )  # fmt: skip
-            handle(problem, data.on_error, skipped)
-            continue
-        kept.append(path)
-    return kept
 
 
 def _slicer(places: list[tuple[VideoFrames, int]], length: int) -> Callable[[int], np.ndarray]:
@@ -538,19 +530,12 @@ class NextFrameTask(Task[NextFrameConfig]):
         out.mkdir(parents=True, exist_ok=True)
         outputs = self._pictures(out, shown, results, context, bundle)
         model_mean = results["model"]["mean"]
-        beats = {
-            metric: all(
-                _better(metric, model_mean[metric], results[b]["mean"][metric])
-                for b in PREDICTORS[1:]
-            )
-            for metric in ("mse", "mae", "ssim", "psnr")
-        }
         not_beaten = {
             metric: [
                 b for b in PREDICTORS[1:]
                 if not _better(metric, model_mean[metric], results[b]["mean"][metric])
             ]
-            for metric in beats
+            for metric in METRICS
         }  # fmt: skip
         summary = {
             "split": split,
@@ -559,7 +544,7 @@ class NextFrameTask(Task[NextFrameConfig]):
             "context": context,
             "horizon": horizon,
             "scores": results,
-            "beats_baselines": beats,
+            "beats_baselines": {metric: not lost for metric, lost in not_beaten.items()},
             "not_beaten": {k: v for k, v in not_beaten.items() if v},
             "skipped": sorted({p.problem for p in data.skipped}),
             "outputs": {
@@ -631,10 +616,10 @@ class NextFrameTask(Task[NextFrameConfig]):
         horizon: int,
         options: dict[str, Any],
         outputs: dict[str, Path],
-        frame_step: int,
+        step: int,
     ) -> dict[str, Any]:
-        step = frame_step
-        total = probe_video(path).num_frames
+        info = probe_video(path)
+        total = info.num_frames
         start = options.get("start")
         if start is None:  # the last context frames: continue past the end
             indices = list(range(0, total, step))[-extras.context :]
@@ -669,12 +654,12 @@ class NextFrameTask(Task[NextFrameConfig]):
             }
             result["true_frames"] = known
             result["mse"] = {  # per frame, summed over its pixels and channels
-                name: float((p - truth).pow(2).flatten(2).sum(2).mean())
-                for name, p in scores.items()
+                name: frame_scores(p, truth).mean["mse"] for name, p in scores.items()
             }
         if options.get("out") is not None:
             target = outputs["out"]
-            _write_clip(target, torch.cat([past, predicted], 1)[0], path, step)
+            fps = (info.fps or 10.0) / step  # a frame folder has no rate
+            _write_clip(target, torch.cat([past, predicted], 1)[0], fps)
             result["out"] = str(target)
         if options.get("strip") is not None:
             target = outputs["strip"]
@@ -726,29 +711,23 @@ class NextFrameTask(Task[NextFrameConfig]):
 
 
 def _better(metric: str, model: float, baseline: float) -> bool:
-    return model > baseline if metric in ("ssim", "psnr") else model < baseline
+    return model > baseline if metric in HIGHER_IS_BETTER else model < baseline
 
 
 def _write_per_step(path: Path, results: dict[str, Any]) -> None:
-    metrics = ("mse", "mae", "ssim", "psnr")
     with path.open("w", newline="") as file:
         writer = csv.writer(file)
-        writer.writerow(["predictor", "step", *metrics])
+        writer.writerow(["predictor", "step", *METRICS])
         for name, result in results.items():
             for k in range(len(result["per_step"]["mse"])):
-                row = [f"{result['per_step'][m][k]:.6g}" for m in metrics]
+                row = [f"{result['per_step'][m][k]:.6g}" for m in METRICS]
                 writer.writerow([name, k + 1, *row])
 
 
-def _write_clip(path: Path, frames: Tensor, source: Path, frame_step: int) -> None:
-    """``(T, C, S, S)`` in [0, 1] as a video at the source's frame rate (over the frame step),
-    scaled up 2x when small so players show it."""
-    array = (frames.clamp(0, 1) * 255).round().byte().cpu().numpy().transpose(0, 2, 3, 1)
-    if array.shape[-1] == 1:
-        array = np.repeat(array, 3, axis=-1)  # (T, S, S, 3)
-    if array.shape[1] < 128:
-        array = array.repeat(2, axis=1).repeat(2, axis=2)
-    fps = (probe_video(source).fps or 10.0) / frame_step  # a frame folder has none
+def _write_clip(path: Path, frames: Tensor, fps: float) -> None:
+    """``(T, C, S, S)`` in [0, 1] as a video at ``fps``, scaled up 2x when small so players
+    show it."""
+    array = frames_to_rgb(frames, scale=2 if frames.shape[-1] < 128 else 1)  # (T, s, s, 3)
     write_video(path, array, fps=max(1, round(fps)))
 
 

@@ -28,6 +28,7 @@ from lrcn.data.video_io import FRAME_IMAGE_SUFFIXES, VideoError, probe_video, re
 __all__ = [
     "VideoFrames",
     "find_videos",
+    "frame_counts",
     "read_small_frames",
     "read_videos",
     "split_by_video",
@@ -138,29 +139,56 @@ def split_by_video(
     }
 
 
-def read_videos(
+def frame_counts(
     paths: list[Path],
-    size: int,
-    channels: int,
     frame_step: int,
     min_frames: int,
     on_error: OnError,
     skipped: list[Problem],
+) -> dict[Path, int]:
+    """Each video's frame count, read from its header (no decoding), for the videos with
+    ``min_frames`` frames at every ``frame_step``-th; a shorter or unreadable one is an error
+    or (``on_error: skip``) skipped and reported. A split made after this deals only videos
+    that can be used."""
+    counts = {}
+    for path in paths:
+        try:
+            count = probe_video(path).num_frames
+        except VideoError as err:
+            handle(DataError(path, _reason(err, path)), on_error, skipped)
+            continue
+        kept = -(-count // frame_step)
+        if kept < min_frames:
+            problem = DataError(
+                path,
+                f"{kept} frames (every {frame_step}), fewer than one window needs",
+                expected=f"at least {min_frames} (data.context + data.horizon)",
+            )
+            handle(problem, on_error, skipped)
+            continue
+        counts[path] = count
+    return counts
+
+
+def read_videos(
+    counts: dict[Path, int],
+    size: int,
+    channels: int,
+    frame_step: int,
+    on_error: OnError,
+    skipped: list[Problem],
     progress: Callable[[int], None] | None = None,
 ) -> list[VideoFrames]:
-    """Read every video small; one too short for a window, or unreadable, is an error or
-    (``on_error: skip``) skipped and reported."""
+    """Read every video of ``counts`` (path -> frame count, from :func:`frame_counts`) small,
+    every ``frame_step``-th frame; one that does not decode is an error or (``on_error:
+    skip``) skipped and reported."""
     videos = []
-    for i, path in enumerate(paths):
+    for i, (path, count) in enumerate(counts.items()):
+        indices = range(0, count, frame_step)
         try:
-            frames = read_small_frames(path, size, channels, frame_step)
-            if len(frames) < min_frames:
-                raise DataError(
-                    path,
-                    f"{len(frames)} frames (every {frame_step}), fewer than one window needs",
-                    expected=f"at least {min_frames} frames (data.context + data.horizon)",
-                )
-            videos.append(VideoFrames(path, frames))
+            videos.append(
+                VideoFrames(path, read_small_frames(path, size, channels, indices=indices))
+            )
         except DataError as err:
             handle(err, on_error, skipped)
         except VideoError as err:
@@ -171,5 +199,5 @@ def read_videos(
 
 
 def _reason(err: VideoError, path: Path) -> str:
-    text = str(err)
-    return text[len(str(path)) + 2 :] if text.startswith(f"{path}: ") else text
+    """The problem without the path the message starts with (a DataError adds it back)."""
+    return str(err).removeprefix(f"{path}: ")
