@@ -70,6 +70,7 @@ class Bundle:
     path: Path
     epoch: int | None = None
     metrics: dict[str, float] = field(default_factory=dict)
+    engine: str = "eager"  # what runs ``model``: PyTorch, or an exported graph's runtime
 
     def extras_as(self, kind: type[E]) -> E:
         """The extras as the task expects them (a bundle of another task is an error)."""
@@ -178,10 +179,21 @@ def _check_fit(model: nn.Module, state: dict[str, torch.Tensor], path: Path) -> 
         )
 
 
+ENGINES = ("eager", "onnxruntime", "torchscript")
+
+
 def load_bundle(
-    path: str | Path, which: str = "best", device: str | torch.device = "cpu"
+    path: str | Path,
+    which: str = "best",
+    device: str | torch.device = "cpu",
+    engine: str = "eager",
 ) -> Bundle:
-    """Load a bundle (or a run folder's ``best``/``last`` bundle) without unpickling anything."""
+    """Load a bundle (or a run folder's ``best``/``last`` bundle) without unpickling anything.
+
+    ``engine`` "onnxruntime" or "torchscript" runs the graphs ``lrcn export`` wrote into the
+    bundle folder (``export.json``) in place of the PyTorch model, behind the same methods."""
+    if engine not in ENGINES:
+        raise BundleError("--engine", f"unknown engine {engine!r}", expected=", ".join(ENGINES))
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -217,6 +229,10 @@ def load_bundle(
     _check_fit(model, state, weights_path)
     model.load_state_dict(state)
     model.to(device).eval()
+    if engine != "eager":
+        from lrcn.export.engine import load_exported
+
+        model = load_exported(folder, engine)
     return Bundle(
         model,
         entry.family.task,
@@ -226,6 +242,7 @@ def load_bundle(
         folder,
         meta.get("epoch"),
         meta.get("metrics") or {},
+        engine,
     )
 
 

@@ -10,7 +10,7 @@ import pkgutil
 
 from lrcn.tasks.base import Task, TaskConfig, TaskOption, get_task, list_tasks, register_task
 from lrcn.tasks.configs import load_config, validate_config
-from lrcn.tasks.inference import evaluate_run, predict_run
+from lrcn.tasks.inference import Predictor, evaluate_run, load_predictor, predict_run
 from lrcn.tasks.trainer import load_run_config, train
 
 _SEAM = {"base", "configs", "inference", "trainer"}
@@ -19,6 +19,7 @@ for _module in pkgutil.iter_modules(__path__):
         importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = [
+    "Predictor",
     "Task",
     "TaskConfig",
     "TaskOption",
@@ -26,6 +27,7 @@ __all__ = [
     "get_task",
     "list_tasks",
     "load_config",
+    "load_predictor",
     "load_run_config",
     "predict_run",
     "register_task",

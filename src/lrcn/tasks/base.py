@@ -75,6 +75,9 @@ class TaskOption:
     type: type  # int, float, str, Path or bool (a flag)
     help: str
     min: int | None = None
+    # For a Path option naming a file predict writes: what the server creates for it when a
+    # request asks for it ("dir" for a folder, else the file's suffix such as ".png").
+    output: str | None = None
 
     @property
     def flag(self) -> str:
@@ -114,6 +117,7 @@ class Task(ABC, Generic[C]):
     logged_metrics: ClassVar[tuple[str, ...]]  # printed after every epoch
     evaluate_options: ClassVar[tuple[TaskOption, ...]] = ()
     predict_options: ClassVar[tuple[TaskOption, ...]] = ()
+    input_kind: ClassVar[Literal["image", "video"]] = "video"  # what predict reads from a file
 
     def expect_config(self, config: TaskConfig) -> C:
         """``config`` as this task's config, or an error naming both tasks."""

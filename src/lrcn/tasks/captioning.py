@@ -239,6 +239,7 @@ class CaptioningTask(SentenceTask[CaptioningConfig]):
 
     name = "captioning"
     config_class = CaptioningConfig
+    input_kind = "image"
     noun = "images"
     evaluate_options = (
         *SentenceTask.evaluate_options,
@@ -250,7 +251,7 @@ class CaptioningTask(SentenceTask[CaptioningConfig]):
     )  # fmt: skip
     predict_options = (
         *SentenceTask.predict_options,
-        TaskOption("attention", Path, "folder for attention PNGs (attention models)"),
+        TaskOption("attention", Path, "folder for attention PNGs (attention models)", output="dir"),
     )
 
     def prepare(self, config: CaptioningConfig, log: Log) -> Prepared:

@@ -4,6 +4,7 @@ the task. The CLI and the demos go through here, so no caller needs to know the 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from lrcn.config import ConfigError, apply_overrides
 from lrcn.tasks.base import Log, Progress, Task, TaskOption, get_task
 from lrcn.tasks.configs import validate_config
 
-__all__ = ["check_options", "evaluate_run", "predict_run"]
+__all__ = ["Predictor", "check_options", "evaluate_run", "load_predictor", "predict_run"]
 
 # What `lrcn evaluate --set` may change: where the data is and how it is read or decoded. The
 # model's architecture is fixed by its weights, and training settings no longer apply.
@@ -74,15 +75,65 @@ def evaluate_run(
     return task, summary
 
 
+@dataclass
+class Predictor:
+    """A loaded run, ready to predict many times (the server keeps one per model)."""
+
+    task: Task[Any]
+    bundle: Bundle
+    config: Any
+
+    def __call__(
+        self, inputs: Sequence[str | Path], options: dict[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
+        """One result per input; an unreadable input gets an ``error`` entry."""
+        given = check_options(self.task, self.task.predict_options, options or {}, "predict")
+        return self.task.predict(self.bundle, self.config, [Path(p) for p in inputs], given)
+
+    def describe(self) -> dict[str, Any]:
+        """What a client needs to call this model: its task, model, what it reads, its labels
+        (class names, answers) or vocabulary size, and the options predict takes."""
+        extras = self.bundle.extras.model_dump(mode="json")
+        labels = extras.get("classes") or extras.get("answers")
+        vocab = extras.get("vocab")
+        return {
+            "task": self.task.name,
+            "model": str(self.config.model.name),
+            "engine": self.bundle.engine,
+            "input": self.task.input_kind,
+            "labels": labels,
+            "vocabulary_size": len(vocab["words"]) if isinstance(vocab, dict) else None,
+            "epoch": self.bundle.epoch,
+            "metrics": self.bundle.metrics,
+            "options": [
+                {
+                    "name": o.name,
+                    "type": o.type.__name__ if o.output is None else "bool",
+                    "help": o.help,
+                    "min": o.min,
+                    "output": o.output,
+                }
+                for o in self.task.predict_options
+            ],
+        }
+
+
+def load_predictor(run_dir: str | Path, which: str = "best", engine: str = "eager") -> Predictor:
+    """Load a run's (or a bundle's, or an exported bundle's) model once for many predictions;
+    ``engine`` is "eager" (PyTorch) or "onnxruntime" (an exported bundle)."""
+    bundle = load_bundle(run_dir, which=which, engine=engine)
+    task = get_task(bundle.task, str(bundle.path / "bundle.json"))
+    config = task.expect_config(_config_of(bundle, ()))
+    return Predictor(task, bundle, config)
+
+
 def predict_run(
     run_dir: str | Path,
     inputs: Sequence[str | Path],
     options: dict[str, Any] | None = None,
     which: str = "best",
+    engine: str = "eager",
 ) -> tuple[Task[Any], list[dict[str, Any]]]:
     """Predict every input with a run's bundle; an unreadable input gets an ``error`` entry."""
-    bundle = load_bundle(run_dir, which=which)
-    task = get_task(bundle.task, str(bundle.path / "bundle.json"))
-    given = check_options(task, task.predict_options, options or {}, "predict")
-    config = task.expect_config(_config_of(bundle, ()))
-    return task, task.predict(bundle, config, [Path(p) for p in inputs], given)
+    predictor = load_predictor(run_dir, which, engine)
+    return predictor.task, predictor(inputs, options)

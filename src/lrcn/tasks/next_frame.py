@@ -416,12 +416,14 @@ class NextFrameTask(Task[NextFrameConfig]):
             Path,
             "video to write (.mp4 .avi .mkv .mov): the context, then the prediction; with "
             "several inputs, OUT-<input name>.mp4 each",
+            output=".mp4",
         ),
         TaskOption(
             "strip",
             Path,
             "PNG of the context, the truth (when the video has it) and the prediction as rows; "
             "with several inputs, STRIP-<input name>.png each",
+            output=".png",
         ),
     )
 

@@ -294,6 +294,7 @@ class RetrievalTask(Task[RetrievalConfig]):
 
     name = "retrieval"
     config_class = RetrievalConfig
+    input_kind = "image"
     primary_metric = "val_rsum"
     logged_metrics = ("val_rsum", "val_t2i_r1", "val_i2t_r1")
     evaluate_options = (

@@ -404,7 +404,9 @@ class VideoCaptioningTask(SentenceTask[VideoCaptioningConfig]):
     noun = "videos"
     predict_options = (
         *SentenceTask.predict_options,
-        TaskOption("attention", Path, "folder for attention strips (temporal_attention)"),
+        TaskOption(
+            "attention", Path, "folder for attention strips (temporal_attention)", output="dir"
+        ),
     )
 
     def prepare(self, config: VideoCaptioningConfig, log: Log) -> Prepared:

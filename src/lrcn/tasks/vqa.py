@@ -174,12 +174,13 @@ class VqaTask(Task[VqaConfig]):
 
     name = "vqa"
     config_class = VqaConfig
+    input_kind = "image"
     primary_metric = "val_vqa_accuracy"
     logged_metrics = ("val_vqa_accuracy",)
     predict_options = (
         TaskOption("question", str, "the question to answer about every image (vqa)"),
         TaskOption("top", int, "answers shown per question", min=1),
-        TaskOption("attention", Path, "folder for attention PNGs (attention models)"),
+        TaskOption("attention", Path, "folder for attention PNGs (attention models)", output="dir"),
     )
 
     def prepare(self, config: VqaConfig, log: Log) -> Prepared:
