@@ -198,6 +198,10 @@ def load_bundle(
     from safetensors.torch import load_file
 
     folder = resolve_bundle_dir(path, which)
+    if engine != "eager":
+        from lrcn.export.engine import find_export
+
+        folder = find_export(folder, engine)
     meta = _read_meta(folder)
     meta_path = folder / META
     weights_path = folder / WEIGHTS

@@ -329,6 +329,13 @@ def predict(
         list[Path], typer.Argument(help="What the run's task takes: videos, images, ...")
     ],
     which: WhichOption = "best",
+    engine: Annotated[
+        str,
+        typer.Option(
+            help="What runs the model: eager (PyTorch), onnxruntime or torchscript (an export "
+            "of the run made by lrcn export: RUN/best-onnx, or give that folder)."
+        ),
+    ] = "eager",
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON list.")] = False,
 ) -> None:
     """Predict with a trained model, whatever its task (a video's classes, a sentence for a photo
@@ -337,7 +344,7 @@ def predict(
     are still predicted."""
     from lrcn.tasks import predict_run
 
-    task, results = predict_run(run_dir, inputs, ctx.meta["task_options"], which)
+    task, results = predict_run(run_dir, inputs, ctx.meta["task_options"], which, engine)
     failed = [r for r in results if "error" in r]
     if json_output:
         typer.echo(json.dumps(results))

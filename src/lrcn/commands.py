@@ -67,6 +67,7 @@ COMMAND_MODULES = (
     "lrcn.demos.next_frame",
     "lrcn.data.formats.tools",
     "lrcn.search.commands",
+    "lrcn.export.commands",
 )
 
 

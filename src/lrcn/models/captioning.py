@@ -223,13 +223,16 @@ class AttentionDecoder(nn.Module):
 
     def _start(self, features: Tensor, mask: Tensor | None = None) -> State:
         """``features (B, P, D)`` (zero where ``mask (B, P)`` is False): h0, c0 from the mean
-        of the positions kept, and the attention's projection done once."""
+        of the positions kept, and the attention's projection done once. ``alpha`` (the last
+        word's attention, zero before the first) is there from the start, so a step's state
+        has the same keys in and out, as an exported step graph needs."""
         mean = masked_mean(features, mask)  # (B, D)
         state = {
             "h": torch.tanh(self.init_h(mean)),
             "c": torch.tanh(self.init_c(mean)),
             "features": features,
             "projected": self.attention.project_features(features),
+            "alpha": features.new_zeros(features.shape[:2]),  # (B, P)
         }
         return state if mask is None else {**state, "mask": mask}
 

@@ -22,6 +22,7 @@ kernel sees 12x12 pixels.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Literal, NamedTuple
 
 import torch
@@ -44,6 +45,7 @@ __all__ = [
     "PredictorConfig",
     "convlstm",
     "convlstm_encoder_forecaster",
+    "unroll",
 ]
 
 
@@ -187,19 +189,34 @@ class FramePredictor(nn.Module):
         if teacher is not None and future is None:
             raise ValueError("a teacher mask needs the future frames it selects from")
         states, context_logits = self.begin(context)
-        frame = context[:, -1]  # (B, C, H, W)
-        logits, frames = [], []
-        for k in range(horizon):
-            logit, states = self.step(frame, states)
-            prediction = torch.sigmoid(logit)
-            logits.append(logit)
-            frames.append(prediction)
-            if k + 1 < horizon:
-                frame = prediction
-                if teacher is not None and future is not None:
-                    keep = teacher[:, k].view(-1, 1, 1, 1)  # (B, 1, 1, 1)
-                    frame = torch.where(keep, future[:, k], prediction)
-        return NextFrameOutput(torch.stack(frames, 1), torch.stack(logits, 1), context_logits)
+        frames, logits = unroll(self.step, states, context[:, -1], horizon, future, teacher)
+        return NextFrameOutput(frames, logits, context_logits)
+
+
+def unroll(
+    step: Callable[[Tensor, State], tuple[Tensor, State]],
+    states: State,
+    frame: Tensor,
+    horizon: int,
+    future: Tensor | None = None,
+    teacher: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
+    """``horizon`` steps from the last context ``frame (B, C, H, W)``: the predicted frames
+    and their logits, each ``(B, horizon, C, H, W)``. Each step reads the previous prediction,
+    or ``future[:, k]`` where ``teacher[:, k]`` is true. Only ``step`` is called, so an
+    exported model's ``begin`` and ``step`` graphs forecast any horizon."""
+    logits, frames = [], []
+    for k in range(horizon):
+        logit, states = step(frame, states)
+        prediction = torch.sigmoid(logit)
+        logits.append(logit)
+        frames.append(prediction)
+        if k + 1 < horizon:
+            frame = prediction
+            if teacher is not None and future is not None:
+                keep = teacher[:, k].view(-1, 1, 1, 1)  # (B, 1, 1, 1)
+                frame = torch.where(keep, future[:, k], prediction)
+    return torch.stack(frames, 1), torch.stack(logits, 1)
 
 
 class ConvLSTMForecaster(FramePredictor):
@@ -224,8 +241,9 @@ class ConvLSTMForecaster(FramePredictor):
 
     def encode(self, context: Tensor) -> State:
         """The encoder's last states after ``context (B, Tc, C, H, W)``."""
-        batch, steps = context.shape[:2]
-        x = self.patch(context.flatten(0, 1)).unflatten(0, (batch, steps))  # (B, Tc, Cp, h, w)
+        steps = context.shape[1]
+        x = self.patch(context.flatten(0, 1))
+        x = x.reshape(-1, steps, *x.shape[1:])  # (B, Tc, Cp, h, w); -1 keeps an export's B free
         states = []
         for layer in self.encoder:
             x, h, c = layer(x)  # x (B, Tc, F_l, h, w)

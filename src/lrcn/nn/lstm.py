@@ -351,6 +351,11 @@ class _RecurrentBase(nn.Module):
             if lens is None:
                 out, states = self._fused(input, states, batch_sizes=None)
             else:
+                if states is None:  # zeros sized by x, not by the packed batch: a traced
+                    # export then keeps the batch free (batch_sizes[0] would be a constant)
+                    states = [
+                        self._zeros_state(batch, x) for _ in range(2 if self._has_cell else 1)
+                    ]
                 packed = pack_padded_sequence(
                     input, lens, batch_first=self.batch_first, enforce_sorted=False
                 )

@@ -12,7 +12,8 @@ __all__ = ["TimeDistributed"]
 def _unfold_time(value: Any, batch: int, steps: int) -> Any:
     """Undo the (B*T) flattening on a tensor, or on each tensor of a (named) tuple."""
     if isinstance(value, Tensor):
-        return value.unflatten(0, (batch, steps))  # (B*T, ...) -> (B, T, ...)
+        # -1, not batch: a traced export keeps the batch free (unflatten bakes it in)
+        return value.reshape(-1, steps, *value.shape[1:])  # (B*T, ...) -> (B, T, ...)
     if isinstance(value, tuple):
         items = [_unfold_time(v, batch, steps) for v in value]
         return type(value)(*items) if hasattr(value, "_fields") else tuple(items)

@@ -13,7 +13,7 @@ import csv
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import torch
@@ -28,6 +28,7 @@ from lrcn.data.features import FeatureCache
 from lrcn.data.items import Problem, VideoItem, VideoSplit
 from lrcn.data.video_io import VideoError, probe_video
 from lrcn.data.video_split import VideoDataConfig, read_video_split
+from lrcn.export.graphs import ExportPlan, Graph, example_pixels
 from lrcn.models.activity import (
     ActivityExtras,
     ActivityModelConfig,
@@ -462,8 +463,7 @@ class ActivityTask(Task[ActivityConfig]):
         """Top-k classes per video (all clips, averaged)."""
         classes = bundle.extras_as(ActivityExtras).classes
         device = resolve_device("auto")
-        model = bundle.model.to(device)
-        assert isinstance(model, VideoClassifier)
+        model = cast(VideoClassifier, bundle.model.to(device))  # or its export
         d = config.data
         results: list[dict[str, Any]] = []
         for video in inputs:
@@ -491,6 +491,17 @@ class ActivityTask(Task[ActivityConfig]):
                 }
             )
         return results
+
+    def export_plan(self, bundle: Bundle, config: ActivityConfig, batch: int) -> ExportPlan:
+        """Clips to scores (what predict runs), and the head alone on per-frame features (for
+        features computed elsewhere, as the feature cache does)."""
+        clip = config.data.clip_len
+        frames = example_pixels(bundle.preprocess, batch * clip)
+        frames = frames.view(batch, clip, *frames.shape[1:])  # (B, T, 3, S, S)
+        model = bundle.model
+        with torch.no_grad():
+            features = model.forward_features(frames)  # type: ignore[operator]  # (B, T, D)
+        return ExportPlan([Graph("forward", (frames,)), Graph("forward_head", (features,))])
 
     def render_evaluation(self, summary: dict[str, Any], echo: Echo) -> None:
         k = next(key for key in summary if key.startswith("video_top") and key != "video_top1")

@@ -31,6 +31,7 @@ from lrcn.config import ConfigError, StrictConfig, TrainConfig
 
 if TYPE_CHECKING:
     from lrcn.checkpoint import Bundle
+    from lrcn.export.graphs import ExportPlan
 
 Log = Callable[[str], None]
 Progress = Callable[[str, int, int], None]  # (description, step, total)
@@ -183,6 +184,11 @@ class Task(ABC, Generic[C]):
     @abstractmethod
     def render_predictions(self, results: list[dict[str, Any]], echo: Echo) -> None:
         """Print predictions for a person (errors are printed by the CLI, on stderr)."""
+
+    def export_plan(self, bundle: Bundle, config: C, batch: int) -> ExportPlan:
+        """What ``lrcn export`` writes for this task: the model methods predict calls, each on
+        example inputs of ``batch`` items (see :class:`lrcn.export.graphs.Graph`)."""
+        raise ConfigError("task", f"{self.name!r} runs cannot be exported yet")
 
     def extract_features(self, config: C, log: Log, progress: Progress | None) -> dict[str, Any]:
         """Fill the feature cache of a frozen backbone for the whole data set (every split)."""

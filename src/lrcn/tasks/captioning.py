@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import torch
@@ -30,6 +30,7 @@ from lrcn.data.items import Problem
 from lrcn.data.video_io import VideoError, read_image
 from lrcn.data.vocab import Vocabulary
 from lrcn.decoding import BeamResult, beam_search
+from lrcn.export.graphs import ExportPlan, Graph, example_pixels
 from lrcn.models.captioning import (
     CaptioningExtras,
     CaptionModelConfig,
@@ -66,6 +67,11 @@ from lrcn.tasks.retrieval import (
 Source = Callable[[int], Tensor]  # item index -> features or a preprocessed image
 
 __all__ = ["CaptioningConfig", "CaptioningTask", "caption_items"]
+
+
+# Images decoded together by predict: all their beams share each step's batch (a server's
+# micro-batch of requests becomes one such batch).
+_PREDICT_BATCH = 32
 
 
 class CaptioningConfig(TaskConfig):
@@ -207,8 +213,9 @@ def _draw_attention(
     vocab: Vocabulary,
     out_dir: Path,
     image_path: Path,
-) -> Path:
-    """Re-run the decoder along the chosen words to collect α per word, and plot them."""
+) -> tuple[list[dict[str, Any]], Path]:
+    """Re-run the decoder along the chosen words to collect α per word, and plot them; the
+    words with their maps (side x side, over the crop the model saw) and the PNG."""
     from lrcn.plots import plot_attention, save_figure
 
     word = torch.tensor([vocab.start_id], device=feats.device)
@@ -226,7 +233,8 @@ def _draw_attention(
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{image_path.stem}-attention.png"
     save_figure(figure, path)
-    return path
+    maps = [a.view(side, -1).mul(1e4).round().div(1e4).tolist() for a in alphas]
+    return [{"word": w, "map": m} for w, m in zip(words, maps, strict=True)], path
 
 
 # --------------------------------------------------------------------------------------------
@@ -411,8 +419,8 @@ class CaptioningTask(SentenceTask[CaptioningConfig]):
         ``<image>-attention.png``: the image and, per word, the attention map laid over it."""
         vocab = bundle.extras_as(CaptioningExtras).vocabulary()
         device = resolve_device("auto")
-        model = bundle.model.to(device).eval()
-        assert isinstance(model, ImageCaptioner)
+        # an ImageCaptioner, or its export behind the same methods
+        model = cast(ImageCaptioner, bundle.model.to(device).eval())
         beam = options.get("beam") or config.decode.beam_size
         n_best = min(options.get("n_best", 1), beam)
         attention_dir = options.get("attention")
@@ -422,31 +430,53 @@ class CaptioningTask(SentenceTask[CaptioningConfig]):
                 f"needs an attention model; {config.model.name} has no attention",
                 expected="a show_attend_tell run",
             )
-        results: list[dict[str, Any]] = []
-        for path in inputs:
+        results: dict[int, dict[str, Any]] = {}
+        images: dict[int, np.ndarray] = {}
+        for i, path in enumerate(inputs):
             try:
-                pixels = read_image(Path(path))
+                images[i] = read_image(Path(path))
             except VideoError as err:
-                results.append({"input": str(path), "error": str(err)})
-                continue
-            x = bundle.preprocess.frames_to_tensor(pixels[None]).to(device)  # (1, 3, S, S)
+                results[i] = {"input": str(path), "error": str(err)}
+        for first in range(0, len(images), _PREDICT_BATCH):  # all images' beams in one batch
+            chunk = list(images)[first : first + _PREDICT_BATCH]
+            x = torch.cat([bundle.preprocess.frames_to_tensor(images[i][None]) for i in chunk])
             with torch.inference_mode():
-                feats = model.features(x)
+                feats = model.features(x.to(device))  # (N, ...)
                 found = beam_search(
-                    model.step, model.init_state(feats), 1, vocab.start_id, vocab.end_id, beam,
-                    config.decode.max_len, config.decode.length_penalty, n_best,
+                    model.step, model.init_state(feats), len(chunk), vocab.start_id,
+                    vocab.end_id, beam, config.decode.max_len, config.decode.length_penalty,
+                    n_best,
                 )  # fmt: skip
-            hyps = found.hypotheses[0]
-            entry = prediction(str(path), hyps, vocab)
-            if attention_dir is not None:
-                entry["attention"] = str(
-                    _draw_attention(
-                        model, feats, hyps[0].tokens, pixels, bundle.preprocess, vocab,
-                        Path(attention_dir), Path(path),
-                    )
-                )  # fmt: skip
-            results.append(entry)
-        return results
+            for row, i in enumerate(chunk):
+                hyps = found.hypotheses[row]
+                entry = prediction(str(inputs[i]), hyps, vocab)
+                if attention_dir is not None:
+                    words, path = _draw_attention(
+                        model, feats[row : row + 1], hyps[0].tokens, images[i],
+                        bundle.preprocess, vocab, Path(attention_dir), Path(inputs[i]),
+                    )  # fmt: skip
+                    entry["attention"] = str(path)
+                    entry["attention_words"] = words
+                results[i] = entry
+        return [results[i] for i in range(len(inputs))]
+
+    def export_plan(self, bundle: Bundle, config: CaptioningConfig, batch: int) -> ExportPlan:
+        """The encoder, the decoder's first state, and one decoding step with the state as
+        inputs and outputs: the beam search drives the step graph as it drives the model."""
+        model = bundle.model
+        vocab_size = len(bundle.extras_as(CaptioningExtras).vocab.words)
+        images = example_pixels(bundle.preprocess, batch)  # (B, 3, S, S)
+        first = torch.full((batch,), Vocabulary.start_id, dtype=torch.long)
+        tokens = torch.randint(0, vocab_size, (batch,))
+        with torch.no_grad():
+            feats = model.features(images)  # type: ignore[operator]
+            start = model.init_state(feats)  # type: ignore[operator]
+            _, state = model.step(first, start)  # type: ignore[operator]  # as beams see it
+        return ExportPlan(
+            [Graph("features", (images,)), Graph("init_state", (feats,)),
+             Graph("step", (tokens, state))],
+            {"feature_kind": str(getattr(model, "feature_kind", "pooled"))},
+        )  # fmt: skip
 
 
 register_task(CaptioningTask())

@@ -23,7 +23,7 @@ import random
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 import numpy as np
 import torch
@@ -47,6 +47,7 @@ from lrcn.data.formats.video_windows import (
 )
 from lrcn.data.items import DataError, Problem
 from lrcn.data.video_io import VideoError, probe_video, write_video
+from lrcn.export.graphs import ExportPlan, Graph
 from lrcn.metrics.next_frame import (
     HIGHER_IS_BETTER,
     METRICS,
@@ -61,6 +62,7 @@ from lrcn.models.next_frame import (
     NextFrameExtras,
     NextFrameOutput,
     PredictorConfig,
+    unroll,
 )
 from lrcn.tasks._common import resolve_device
 from lrcn.tasks._frame_pictures import (
@@ -597,15 +599,16 @@ class NextFrameTask(Task[NextFrameConfig]):
         ``--horizon`` frames out."""
         extras = bundle.extras_as(NextFrameExtras)
         device = resolve_device("auto")
-        model = bundle.model.to(device).eval()
-        assert isinstance(model, FramePredictor)
+        model = cast(FramePredictor, bundle.model.to(device).eval())  # or its export
         horizon = options.get("horizon") or extras.horizon
         step = config.data.frame_step if config.data.format == "videos" else 1
         named = _output_paths(options, [Path(p) for p in inputs])
         results: list[dict[str, Any]] = []
         for path, outputs in zip(map(Path, inputs), named, strict=True):
             try:
-                results.append(self._continue(model, extras, path, horizon, options, outputs, step))
+                results.append(
+                    self._continue(model, extras, path, horizon, options, outputs, step, device)
+                )
             except (VideoError, DataError) as err:
                 results.append({"input": str(path), "error": str(err)})
         return results
@@ -619,6 +622,7 @@ class NextFrameTask(Task[NextFrameConfig]):
         options: dict[str, Any],
         outputs: dict[str, Path],
         step: int,
+        device: torch.device,
     ) -> dict[str, Any]:
         info = probe_video(path)
         total = info.num_frames
@@ -635,11 +639,11 @@ class NextFrameTask(Task[NextFrameConfig]):
                 " or more)",
             )  # fmt: skip
         frames = read_small_frames(path, extras.size, extras.channels, indices=indices)
-        device = next(model.parameters()).device
         clip = as_float(torch.from_numpy(np.ascontiguousarray(frames))[None], device)
         past, truth = clip[:, : extras.context], clip[:, extras.context :]
-        with torch.inference_mode():
-            predicted = model(past, horizon).frames  # (1, horizon, C, S, S)
+        with torch.inference_mode():  # begin and step only: what an export has too
+            states, _ = model.begin(past)
+            predicted, _ = unroll(model.step, states, past[:, -1], horizon)  # (1, H, C, S, S)
         last = indices[extras.context - 1]
         ahead = [last + step * (k + 1) for k in range(horizon)]  # the predicted frames' numbers
         result: dict[str, Any] = {
@@ -672,6 +676,18 @@ class NextFrameTask(Task[NextFrameConfig]):
             save_strip(target, rows, f"{path.name}: frame numbers from 0")
             result["strip"] = str(target)
         return result
+
+    def export_plan(self, bundle: Bundle, config: NextFrameConfig, batch: int) -> ExportPlan:
+        """Reading the context (the states, and the one-stack model's context predictions)
+        and one step of the forecast, with the ConvLSTM states as inputs and outputs: predict
+        unrolls any horizon with it."""
+        extras = bundle.extras_as(NextFrameExtras)
+        model = bundle.model
+        shape = (batch, extras.context, extras.channels, extras.size, extras.size)
+        context = torch.rand(shape)  # (B, Tc, C, S, S) in [0, 1], as predict scales frames
+        with torch.no_grad():
+            states, _ = model.begin(context)  # type: ignore[operator]
+        return ExportPlan([Graph("begin", (context,)), Graph("step", (context[:, -1], states))])
 
     def render_evaluation(self, summary: dict[str, Any], echo: Echo) -> None:
         epoch = "?" if summary["epoch"] is None else summary["epoch"] + 1

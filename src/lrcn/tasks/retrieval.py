@@ -17,7 +17,7 @@ import csv
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
 from pydantic import Field
@@ -31,6 +31,7 @@ from lrcn.data.formats.captions import CaptionItem, CaptionSplit
 from lrcn.data.items import DataError, Problem
 from lrcn.data.video_io import VideoError, read_image
 from lrcn.data.vocab import Vocabulary
+from lrcn.export.graphs import ExportPlan, Graph, example_pixels
 from lrcn.metrics.retrieval import folded_scores, ranks, retrieval_scores
 from lrcn.models.captioning import ImageCaptioner, VocabularyData
 from lrcn.models.retrieval import (
@@ -446,8 +447,7 @@ class RetrievalTask(Task[RetrievalConfig]):
         vocab = bundle.extras_as(RetrievalExtras).vocabulary()
         ids, unknown = encode_query(text, vocab, config.data.max_len, "--text")
         device = resolve_device("auto")
-        model = bundle.model.to(device).eval()
-        assert isinstance(model, RetrievalModel)
+        model = cast(RetrievalModel, bundle.model.to(device).eval())  # or its export
         query = embed_texts(model, [ids], device)[0]  # (E,)
         results: list[dict[str, Any]] = []
         found: list[tuple[Path, Tensor]] = []
@@ -468,6 +468,22 @@ class RetrievalTask(Task[RetrievalConfig]):
                 "score": round(float(vector @ query), 4), "unknown_words": unknown,
             })  # fmt: skip
         return results
+
+    def export_plan(self, bundle: Bundle, config: RetrievalConfig, batch: int) -> ExportPlan:
+        """The image side (backbone, then the joint embedding) and the sentence side."""
+        model = bundle.model
+        vocab_size = len(bundle.extras_as(RetrievalExtras).vocab.words)
+        images = example_pixels(bundle.preprocess, batch)  # (B, 3, S, S)
+        # Sentences come as long as they are: the second plan (batch 3) is shorter.
+        length = max(1, config.data.max_len - (batch - 2) * 3)
+        ids = torch.randint(4, vocab_size, (batch, length))  # (B, L)
+        lengths = length - torch.arange(batch) % length  # (B,) the longest is L
+        with torch.no_grad():
+            feats = model.features(images)  # type: ignore[operator]
+        return ExportPlan([
+            Graph("features", (images,)), Graph("encode_images", (feats,)),
+            Graph("encode_texts", (ids, lengths), {"ids": {1: "words"}}),
+        ])  # fmt: skip
 
     def render_evaluation(self, summary: dict[str, Any], echo: Echo) -> None:
         epoch = "?" if summary["epoch"] is None else summary["epoch"] + 1

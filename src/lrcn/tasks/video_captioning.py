@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 import numpy as np
 import torch
@@ -42,6 +42,7 @@ from lrcn.data.video_io import VideoError, probe_video, read_frames
 from lrcn.data.vocab import Vocabulary
 from lrcn.decoding import BeamResult, beam_search
 from lrcn.errors import LrcnError
+from lrcn.export.graphs import ExportPlan, Graph, example_pixels
 from lrcn.models.captioning import caption_loss
 from lrcn.models.tuple_captioning import (
     TupleCaptioner,
@@ -57,7 +58,6 @@ from lrcn.models.video_captioning import (
     VideoCaptioner,
     VideoCaptioningExtras,
 )
-from lrcn.models.video_decoders import TemporalAttentionDecoder
 from lrcn.tasks._common import fill_feature_cache, resolve_device
 from lrcn.tasks._sentences import (
     SentenceTask,
@@ -368,32 +368,41 @@ def _collate(batch: list[tuple[Tensor, list[int]]]) -> dict[str, Any]:
 
 
 def _draw_frame_attention(
-    model: VideoCaptioner,
+    model: Captioner,
     feats: Tensor,
     tokens: list[int],
     video: Path,
     sample: Sampler,
     vocab: Vocabulary,
     out_dir: Path,
-) -> Path:
-    """Teacher-force the chosen words to collect each word's attention over the frames, and
-    draw it under the sampled RGB frames: ``<video>-attention.png`` in ``out_dir``."""
+) -> tuple[list[dict[str, Any]], Path]:
+    """Step the decoder along the chosen words to collect each word's attention over the
+    frames, and draw it under the sampled RGB frames: ``<video>-attention.png`` in
+    ``out_dir``. Returns the words with their weights per frame, and the PNG."""
     from lrcn.plots import plot_frame_attention, save_figure
 
     words = [t for t in tokens if t != vocab.end_id]
-    captions = torch.tensor([[vocab.start_id, *words]], device=feats.device)  # (1, L)
-    lengths = torch.tensor([feats.shape[1]], device=feats.device)
+    word = torch.tensor([vocab.start_id], device=feats.device)
+    alphas = []
     with torch.inference_mode():
-        alphas = model(feats, lengths, captions).alphas  # (1, L-1, T)
-    assert alphas is not None
+        state = model.init_state(feats, torch.tensor([feats.shape[1]], device=feats.device))
+        for t in words:
+            _, state = model.step(word, state)
+            alphas.append(state["alpha"][0].cpu())  # (T,) this word's weights
+            word = torch.tensor([t], device=feats.device)
+    weights = torch.stack(alphas)  # (L, T)
     indices = sample(probe_video(video).num_frames)
     figure = plot_frame_attention(
-        read_frames(video, indices), alphas[0].cpu().numpy(), vocab.decode(words), indices
+        read_frames(video, indices), weights.numpy(), vocab.decode(words), indices
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{video.stem}-attention.png"
     save_figure(figure, path)
-    return path
+    named = [
+        {"word": vocab.words[t], "weights": w.mul(1e4).round().div(1e4).tolist(), "frames": indices}
+        for t, w in zip(words, weights, strict=True)
+    ]
+    return named, path
 
 
 class VideoCaptioningTask(SentenceTask[VideoCaptioningConfig]):
@@ -408,6 +417,9 @@ class VideoCaptioningTask(SentenceTask[VideoCaptioningConfig]):
             "attention", Path, "folder for attention strips (temporal_attention)", output="dir"
         ),
     )
+
+    def export_plan(self, bundle: Bundle, config: VideoCaptioningConfig, batch: int) -> ExportPlan:
+        return _export_plan(bundle, config, batch)
 
     def prepare(self, config: VideoCaptioningConfig, log: Log) -> Prepared:
         """The vocabulary and, for a tuple model, the slots of ``data.tuples``."""
@@ -567,10 +579,9 @@ class VideoCaptioningTask(SentenceTask[VideoCaptioningConfig]):
         extras = bundle.extras_as(VideoCaptioningExtras)
         vocab = extras.vocabulary()
         device = resolve_device("auto")
-        model = bundle.model.to(device).eval()
-        assert isinstance(model, VideoCaptioner | TupleCaptioner)
+        model = cast(Captioner, bundle.model.to(device).eval())  # or its export
         attention_dir = options.get("attention")
-        if attention_dir is not None and not isinstance(model.decoder, TemporalAttentionDecoder):
+        if attention_dir is not None and config.model.name != "temporal_attention":
             raise ConfigError(
                 "--attention",
                 f"needs an attention model; {config.model.name} has no attention over frames",
@@ -595,13 +606,44 @@ class VideoCaptioningTask(SentenceTask[VideoCaptioningConfig]):
                 )  # fmt: skip
             entry = prediction(str(path), found.hypotheses[0], vocab)
             if attention_dir is not None:
-                assert isinstance(model, VideoCaptioner)
-                entry["attention"] = str(_draw_frame_attention(
+                words, drawn = _draw_frame_attention(
                     model, feats, found.hypotheses[0][0].tokens, Path(path), config.data.indices,
                     vocab, Path(attention_dir),
-                ))  # fmt: skip
+                )  # fmt: skip
+                entry["attention"] = str(drawn)
+                entry["attention_words"] = words
             results.append(entry)
         return results
+
+
+def _export_plan(bundle: Bundle, config: VideoCaptioningConfig, batch: int) -> ExportPlan:
+    """The frame encoder (the backbone on each sampled frame; a tuple model has none), the
+    decoder's first state from the frames' features, and one decoding step with its state as
+    inputs and outputs, which the beam search drives."""
+    extras = bundle.extras_as(VideoCaptioningExtras)
+    model = bundle.model
+    graphs = []
+    if extras.tuple_slots is None:
+        count = config.data.frames
+        pixels = example_pixels(bundle.preprocess, batch * count)
+        clips = pixels.view(batch, count, *pixels.shape[1:])  # (B, T, 3, S, S)
+        with torch.no_grad():
+            feats = model.features(clips)  # type: ignore[operator]  # (B, T, D)
+        streams = len(str(model.inputs).split("+"))
+        feats = feats.repeat(1, 1, streams)  # (B, T, D * streams): flow beside RGB
+        graphs.append(Graph("features", (clips,)))
+    else:
+        width = sum(len(words) for words in extras.tuple_slots.values())
+        feats = torch.rand(batch, 1, width)  # (B, 1, W) a tuple's scores
+    lengths = torch.full((batch,), feats.shape[1])  # (B,)
+    first = torch.full((batch,), Vocabulary.start_id, dtype=torch.long)
+    tokens = torch.randint(0, len(extras.vocab.words), (batch,))
+    with torch.no_grad():
+        start = model.init_state(feats, lengths)  # type: ignore[operator]
+        _, state = model.step(first, start)  # type: ignore[operator]  # as beams see it
+    graphs += [Graph("init_state", (feats, lengths)), Graph("step", (tokens, state))]
+    inputs = getattr(model, "inputs", None)
+    return ExportPlan(graphs, {} if inputs is None else {"inputs": str(inputs)})
 
 
 def _input_of(
@@ -614,8 +656,7 @@ def _input_of(
     """How predict turns a video file into the model's input: its sampled frames' features
     ``(1, T, D)``, or for a tuple model the tuple ``data.tuples`` gives the video (by file
     name without suffix, the video id of MSR-VTT and MSVD) ``(1, 1, W)``."""
-    if isinstance(model, TupleCaptioner):
-        assert extras.tuple_slots is not None  # a tuple model is built from them
+    if extras.tuple_slots is not None:  # a tuple model, built from them
         path = _tuples_path(config)
         tuples = _read_model_tuples(path, extras.tuple_slots)
 

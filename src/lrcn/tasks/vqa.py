@@ -17,7 +17,7 @@ import json
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import torch
@@ -32,6 +32,7 @@ from lrcn.data.formats.vqa import VqaItem, VqaSplit, read_vqa
 from lrcn.data.items import DataError, Problem, require_root
 from lrcn.data.video_io import VideoError, read_image
 from lrcn.data.vocab import Vocabulary
+from lrcn.export.graphs import ExportPlan, Graph, example_pixels
 from lrcn.metrics.vqa import normalize_answer, soft_scores, vqa_accuracy, vqa_scores
 from lrcn.models.vqa import VqaExtras, VqaModel, VqaModelConfig, soft_target_loss
 from lrcn.tasks._common import cached_image_features, resolve_device, typed_words, word_ids
@@ -335,8 +336,7 @@ class VqaTask(Task[VqaConfig]):
         vocab, answers = extras.vocabulary(), extras.answers
         tokens, unknown = typed_words(question_text, vocab, "--question")
         device = resolve_device("auto")
-        model = bundle.model.to(device).eval()
-        assert isinstance(model, VqaModel)
+        model = cast(VqaModel, bundle.model.to(device).eval())  # or its export
         attention_dir = options.get("attention")
         if attention_dir is not None and model.feature_kind != "grid":
             raise ConfigError("--attention", f"needs an attention model; {config.model.name} "
@@ -374,6 +374,26 @@ class VqaTask(Task[VqaConfig]):
                 ))  # fmt: skip
             results.append(entry)
         return results
+
+    def export_plan(self, bundle: Bundle, config: VqaConfig, batch: int) -> ExportPlan:
+        """The image encoder, and the question encoder with the answer head on its
+        features."""
+        model = bundle.model
+        vocab_size = len(bundle.extras_as(VqaExtras).vocab.words)
+        images = example_pixels(bundle.preprocess, batch)  # (B, 3, S, S)
+        # Questions come as long as they are: the second plan (batch 3) is shorter.
+        length = max(1, config.data.max_question_len - (batch - 2) * 3)
+        question = torch.randint(4, vocab_size, (batch, length))  # (B, L)
+        lengths = length - torch.arange(batch) % length  # (B,) the longest is L
+        with torch.no_grad():
+            feats = model.features(images)  # type: ignore[operator]
+        return ExportPlan(
+            [
+                Graph("features", (images,)),
+                Graph("forward", (feats, question, lengths), {"question": {1: "words"}}),
+            ],
+            {"feature_kind": str(getattr(model, "feature_kind", "pooled"))},
+        )
 
     def render_evaluation(self, summary: dict[str, Any], echo: Echo) -> None:
         epoch = "?" if summary["epoch"] is None else summary["epoch"] + 1
