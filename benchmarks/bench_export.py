@@ -73,8 +73,8 @@ def _pair(name: str, batch: int, eager_fn, onnx_fn, repeats: int, agree: str) ->
 
 
 def _activity(folder: Path, quick: bool) -> tuple[list[Row], float]:
-    eager, onnx, seconds = _exported(ACTIVITY, ActivityExtras(classes=[f"c{i}" for i in range(101)]),
-                                     folder)  # fmt: skip
+    classes = ActivityExtras(classes=[f"c{i}" for i in range(101)])
+    eager, onnx, seconds = _exported(ACTIVITY, classes, folder)
     rows = []
     for batch in (1, 4) if quick else (1, 32):
         clips = example_pixels(eager.preprocess, batch * 16).view(batch, 16, 3, 112, 112)
@@ -89,7 +89,8 @@ def _activity(folder: Path, quick: bool) -> tuple[list[Row], float]:
         hdiff = float((head - onnx.model.forward_head(features).probs).abs().max())
         rows.append(_pair("activity head on features", batch,
                           lambda: _eager(eager.model.forward_head, features),
-                          lambda: onnx.model.forward_head(features), 20, f"max diff {hdiff:.1e}"))  # fmt: skip
+                          lambda: onnx.model.forward_head(features), 20,
+                          f"max diff {hdiff:.1e}"))  # fmt: skip
     return rows, seconds
 
 

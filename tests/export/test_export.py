@@ -132,7 +132,7 @@ def test_an_export_past_its_tolerance_is_refused_and_nothing_is_written(
 
     monkeypatch.setattr(task, "export_plan", strict)
     out = tmp_path / "refused"
-    with pytest.raises(ExportError, match="forward .*tolerance -1"):
+    with pytest.raises(ExportError, match=r"forward .*tolerance -1"):
         export_bundle(untrained_run("activity"), "onnx", out, log=lambda _: None)
     assert not out.exists() and not list(tmp_path.glob("*.partial"))
 
