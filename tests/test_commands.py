@@ -36,7 +36,7 @@ TOOLS = {
     "vqa-from-csv",
     "moving-mnist",
 }
-TOP_LEVEL = {"index", "search"}
+TOP_LEVEL = {"export", "index", "search", "serve"}
 
 
 # --------------------------------------------------------------------------------------------

@@ -68,6 +68,7 @@ COMMAND_MODULES = (
     "lrcn.data.formats.tools",
     "lrcn.search.commands",
     "lrcn.export.commands",
+    "lrcn.serve.commands",
 )
 
 

@@ -19,9 +19,10 @@ def export(
     which: Annotated[str, Help("Checkpoint of the run: best or last.")] = "best",
     log: Callable[[str], None] = print,
 ) -> list[str]:
-    """Export a trained model's inference graphs to ONNX or TorchScript, each checked against
-    eager PyTorch (the largest difference is stored beside the files); the folder is a bundle
-    that lrcn predict --engine onnxruntime and lrcn serve run."""
+    """Export a run's inference graphs to ONNX or TorchScript, checked against PyTorch.
+
+    The largest difference from eager PyTorch is stored beside the files, and the folder is a
+    bundle that lrcn predict --engine onnxruntime and lrcn serve --engine onnxruntime run."""
     if format not in ("onnx", "torchscript"):
         raise BadParameter(f"--format {format!r}: expected onnx or torchscript")
     from lrcn.export.writer import export_bundle

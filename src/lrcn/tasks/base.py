@@ -119,6 +119,9 @@ class Task(ABC, Generic[C]):
     evaluate_options: ClassVar[tuple[TaskOption, ...]] = ()
     predict_options: ClassVar[tuple[TaskOption, ...]] = ()
     input_kind: ClassVar[Literal["image", "video"]] = "video"  # what predict reads from a file
+    # False when predict relates its inputs to each other (retrieval ranks them): the server
+    # then never merges several requests' inputs into one predict call
+    independent_inputs: ClassVar[bool] = True
 
     def expect_config(self, config: TaskConfig) -> C:
         """``config`` as this task's config, or an error naming both tasks."""

@@ -219,16 +219,20 @@ def _draw_attention(
     from lrcn.plots import plot_attention, save_figure
 
     word = torch.tensor([vocab.start_id], device=feats.device)
-    alphas = []
+    alphas, shown_tokens = [], []
     with torch.inference_mode():
         state = model.init_state(feats)
         for t in tokens:
             _, state = model.step(word, state)
-            alphas.append(state["alpha"][0].cpu())
+            if t not in (vocab.start_id, vocab.pad_id):  # the words the caption shows
+                alphas.append(state["alpha"][0].cpu())
+                shown_tokens.append(t)
             word = torch.tensor([t], device=feats.device)
+    if not alphas:  # nothing but special tokens: nothing to draw, say the last step's map
+        alphas, shown_tokens = [state["alpha"][0].cpu()], [tokens[-1]]
     side = round(alphas[0].numel() ** 0.5)
     shown = preprocess.shown_crop(pixels)  # what the model saw
-    words = [vocab.words[t] for t in tokens]
+    words = [vocab.words[t] for t in shown_tokens]
     figure = plot_attention(shown, [a.view(side, -1).numpy() for a in alphas], words)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{image_path.stem}-attention.png"

@@ -101,6 +101,7 @@ class Predictor:
             "model": str(self.config.model.name),
             "engine": self.bundle.engine,
             "input": self.task.input_kind,
+            "independent_inputs": self.task.independent_inputs,
             "labels": labels,
             "vocabulary_size": len(vocab["words"]) if isinstance(vocab, dict) else None,
             "epoch": self.bundle.epoch,

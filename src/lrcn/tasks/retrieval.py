@@ -296,6 +296,7 @@ class RetrievalTask(Task[RetrievalConfig]):
     name = "retrieval"
     config_class = RetrievalConfig
     input_kind = "image"
+    independent_inputs = False  # predict ranks the given images against each other
     primary_metric = "val_rsum"
     logged_metrics = ("val_rsum", "val_t2i_r1", "val_i2t_r1")
     evaluate_options = (
