@@ -20,6 +20,7 @@ import bench_loader
 import bench_lstm
 import bench_next_frame
 import bench_retrieval
+import bench_serve
 import bench_video_captioning
 import bench_vqa
 from common import machine
@@ -35,6 +36,7 @@ BENCHMARKS = {
     "retrieval": bench_retrieval,
     "next_frame": bench_next_frame,
     "export": bench_export,
+    "serve": bench_serve,
 }
 
 
