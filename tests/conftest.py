@@ -38,6 +38,8 @@ _MODELS = {
     "video_captioning": {"name": "temporal_attention", "backbone": "simple_cnn",
                          "embed_size": 16, "hidden_size": 16, "dropout": 0.0},
     "next_frame": {"name": "convlstm_encoder_forecaster", "filters": [8], "patch_size": 4},
+    "video_tuples": {"name": "tuple_heads", "backbone": "simple_cnn", "inputs": "rgb+flow",
+                     "hidden_size": 16, "dropout": 0.0},
 }  # fmt: skip
 _DATA = {
     "activity": {"format": "ucf101", "root": "UCF-101", "clip_len": 4, "stride": 4},
@@ -47,16 +49,19 @@ _DATA = {
     "video_captioning": {"format": "msrvtt", "root": "msrvtt", "frames": 4},
     "next_frame": {"format": "moving_mnist", "train": "train.npy", "test": "test.npy",
                    "context": 4, "horizon": 2},
+    "video_tuples": {"format": "msrvtt", "root": "msrvtt", "frames": 4},
 }  # fmt: skip
 
 
 def _extras(task):
+    from lrcn.data.formats.tuples import TupleSlots
     from lrcn.data.vocab import Vocabulary
     from lrcn.models.activity import ActivityExtras
     from lrcn.models.captioning import CaptioningExtras, VocabularyData
     from lrcn.models.next_frame import NextFrameExtras
     from lrcn.models.retrieval import RetrievalExtras
     from lrcn.models.video_captioning import VideoCaptioningExtras
+    from lrcn.models.video_tuples import VideoTupleExtras
     from lrcn.models.vqa import VqaExtras
 
     vocab = Vocabulary.build([_WORDS], min_count=1)
@@ -67,6 +72,11 @@ def _extras(task):
         "retrieval": lambda: RetrievalExtras(vocab=VocabularyData(**vocab.to_dict())),
         "video_captioning": lambda: VideoCaptioningExtras(vocab=VocabularyData(**vocab.to_dict())),
         "next_frame": lambda: NextFrameExtras(channels=1, size=32, context=4, horizon=2),
+        "video_tuples": lambda: VideoTupleExtras(
+            slots=TupleSlots.given(
+                {"object": ["circle", "square"], "colour": ["red", "blue"]}
+            ).to_dict()
+        ),
     }[task]()
 
 

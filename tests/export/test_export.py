@@ -17,7 +17,8 @@ from lrcn.tasks import get_task, predict_run
 
 runner = CliRunner()
 
-TASKS = ["activity", "captioning", "vqa", "retrieval", "video_captioning", "next_frame"]
+TASKS = ["activity", "captioning", "vqa", "retrieval", "video_captioning", "video_tuples",
+         "next_frame"]  # fmt: skip
 OPTIONS = {
     "captioning": {"beam": 3, "n_best": 2},
     "video_captioning": {"beam": 2},

@@ -4,7 +4,7 @@ A real server (untrained captioning, activity and VQA bundles) runs on a loopbac
 test uses the page as a person would (pick a model, upload, tick options, press Predict) and
 checks what the DOM shows against what the API answers for the same upload, then looks at the
 page on a phone-sized screen. Screenshots go to $LRCN_SCREENSHOTS (else the test's tmp_path);
-with LRCN_UPDATE_DOCS=1 the desktop caption view also becomes docs/serve-page.png.
+the README's docs/serve-page.png shows a trained model instead (lrcn demo captioning).
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from lrcn.serve.loadgen import background_server
 
 pytestmark = pytest.mark.slow
 
-DOCS_SHOT = Path(__file__).resolve().parents[2] / "docs" / "serve-page.png"
 DESKTOP = {"width": 1280, "height": 860}
 PHONE = {"width": 390, "height": 844}
 
@@ -131,8 +130,6 @@ def test_page_desktop(browser, server, sample_media, shots):
     expect(page.locator(".attention .current")).to_contain_text("word 3 of")
     shot = shots / "serve-desktop-caption.png"
     page.screenshot(path=str(shot), full_page=True)
-    if os.environ.get("LRCN_UPDATE_DOCS") == "1":
-        shutil.copyfile(shot, DOCS_SHOT)
 
     # the wrong kind of file: the server's 415 detail shows in the error box
     page.set_input_files("#file", sample_media["video"])

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import torch
@@ -30,6 +30,7 @@ from lrcn.data.formats.tuples import TupleSlots, mine_slots, slot_labels, write_
 from lrcn.data.formats.video_captions import VideoCaptionItem, VideoCaptionSplit
 from lrcn.data.items import Problem
 from lrcn.data.video_io import VideoError
+from lrcn.export.graphs import ExportPlan, Graph, example_pixels
 from lrcn.models.video_tuples import TupleHeads, TupleHeadsConfig, VideoTupleExtras
 from lrcn.tasks._common import resolve_device
 from lrcn.tasks.base import (
@@ -282,8 +283,7 @@ class VideoTuplesTask(Task[VideoTuplesConfig]):
         """Each video's most probable words per slot."""
         slots = TupleSlots.given(bundle.extras_as(VideoTupleExtras).slots)
         device = resolve_device("auto")
-        model = bundle.model.to(device).eval()
-        assert isinstance(model, TupleHeads)
+        model = cast(TupleHeads, bundle.model.to(device).eval())  # or its export
         features = video_features(model, bundle.preprocess, config.data, device)
         results: list[dict[str, Any]] = []
         for path in inputs:
@@ -301,6 +301,22 @@ class VideoTuplesTask(Task[VideoTuplesConfig]):
                 "slots": slots.distributions(probs[0].cpu().numpy(), top=top),
             })  # fmt: skip
         return results
+
+    def export_plan(self, bundle: Bundle, config: VideoTuplesConfig, batch: int) -> ExportPlan:
+        """The frame encoder, and the slot heads' probabilities over the frames' features."""
+        model = bundle.model
+        count = config.data.frames
+        pixels = example_pixels(bundle.preprocess, batch * count)
+        clips = pixels.view(batch, count, *pixels.shape[1:])  # (B, T, 3, S, S)
+        with torch.no_grad():
+            feats = model.features(clips)  # type: ignore[operator]  # (B, T, D)
+        streams = len(str(model.inputs).split("+"))
+        feats = feats.repeat(1, 1, streams)  # (B, T, D * streams): flow beside RGB
+        lengths = torch.full((batch,), count)  # (B,)
+        return ExportPlan(
+            [Graph("features", (clips,)), Graph("probabilities", (feats, lengths))],
+            {"inputs": str(model.inputs)},
+        )
 
     def render_evaluation(self, summary: dict[str, Any], echo: Echo) -> None:
         epoch = "?" if summary["epoch"] is None else summary["epoch"] + 1
