@@ -177,3 +177,14 @@ def test_structures_round_trip():
     back = rebuild(json.loads(json.dumps(spec)), iter(t for _, t in flat))
     assert back[0].probs is flat[1][1] and back[0]._fields == ("step_logits", "probs")
     assert back[1]["c"][1] is None and back[2] == 7
+
+
+def test_a_damaged_graph_file_is_one_line_saying_export_again(exported, tmp_path):
+    from lrcn.checkpoint import load_bundle
+
+    damaged = tmp_path / "damaged"
+    shutil.copytree(exported("captioning") / "best-onnx", damaged)
+    data = (damaged / "step.onnx").read_bytes()
+    (damaged / "step.onnx").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ExportError, match=r"step.onnx: cannot be loaded .*lrcn export again"):
+        load_bundle(damaged, engine="onnxruntime")

@@ -748,3 +748,15 @@ def test_read_form_refuses_a_truncated_body(tmp_path):
     body, content_type = _multipart([("file", ("a.png", _png()))], {})
     with pytest.raises(UploadError, match="ended before"):
         asyncio.run(read_form(_chunks(body[:-10], 64), content_type, tmp_path, limit=10**6))
+
+
+def test_models_are_named_after_their_runs_also_when_exported(tmp_path):
+    from lrcn.serve.app import model_names
+
+    runs = [
+        tmp_path / "lrcn" / "best-onnx",
+        tmp_path / "vqa" / "last",
+        tmp_path / "lrcn",
+        tmp_path / "s2vt",
+    ]
+    assert model_names(runs) == ["lrcn", "vqa", "lrcn-2", "s2vt"]

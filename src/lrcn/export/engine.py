@@ -173,7 +173,7 @@ def find_export(bundle_dir: Path, engine: str) -> Path:
         return beside
     raise ExportError(
         bundle_dir, f"no {fmt} export (looked for {beside})",
-        expected=f"lrcn export {bundle_dir.parent} --format {fmt}, then --engine {engine}",
+        expected=f"lrcn export {bundle_dir} --format {fmt}, then --engine {engine}",
     )  # fmt: skip
 
 
@@ -183,7 +183,7 @@ def load_exported(folder: Path, engine: str, threads: int | None = None) -> Expo
     wanted = FORMATS[engine]
     if manifest.get("format") != wanted:
         raise ExportError(
-            folder / MANIFEST, f"holds a {manifest.get('format')} export, not {wanted}",
+            folder / MANIFEST, f"holds an export to {manifest.get('format')}, not {wanted}",
             expected=f"lrcn export RUN --format {wanted}",
         )  # fmt: skip
     threads = threads or torch.get_num_threads()
@@ -191,10 +191,17 @@ def load_exported(folder: Path, engine: str, threads: int | None = None) -> Expo
     for name, graph in manifest["graphs"].items():
         path = folder / graph["file"]
         if not path.is_file():
-            raise ExportError(path, "graph file missing")
-        runners[name] = (
-            _onnx_runner(path, threads) if wanted == "onnx" else _torchscript_runner(path)
-        )
+            raise ExportError(path, "graph file missing", expected="run lrcn export again")
+        try:
+            runners[name] = (
+                _onnx_runner(path, threads) if wanted == "onnx" else _torchscript_runner(path)
+            )
+        except Exception as err:  # the runtimes raise their own types for a damaged file
+            first = (str(err).strip().splitlines() or [""])[0][:200]
+            raise ExportError(
+                path, f"cannot be loaded ({type(err).__name__}: {first})",
+                expected="an intact file: run lrcn export again",
+            ) from None  # fmt: skip
     return ExportedModel(folder, manifest, runners)
 
 

@@ -170,8 +170,8 @@ def export_bundle(
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        for name in (META, WEIGHTS):
-            shutil.copy2(bundle.path / name, tmp / name)
+        for name in (META, WEIGHTS):  # the contents, not the run's file modes: it ships
+            shutil.copyfile(bundle.path / name, tmp / name)
         graphs = {}
         for graph in plan.graphs:
             log(f"exporting {graph.method} ({fmt})")

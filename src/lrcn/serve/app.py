@@ -133,12 +133,13 @@ def check_bind(host: str, token: str | None) -> None:
 
 
 def model_names(paths: Sequence[Path]) -> list[str]:
-    """A name per run: the run folder's name (a bundle folder named best/last: its run's
-    name); repeated names get -2, -3, ..."""
+    """A name per run: the run folder's name (a bundle folder named best/last, or an export
+    of one such as best-onnx: its run's name); repeated names get -2, -3, ..."""
     names: list[str] = []
     for path in paths:
         resolved = Path(path).resolve()
-        base = resolved.parent.name if resolved.name in ("best", "last") else resolved.name
+        bundle = re.fullmatch(r"(best|last)(-onnx|-torchscript)?", resolved.name)
+        base = resolved.parent.name if bundle else resolved.name
         name, n = base or "model", 1
         while name in names:
             n += 1

@@ -57,4 +57,9 @@ def serve(
         max_batch=max_batch,
         workers=workers,
     )
-    run_server(runs, host=host, port=port, engine=engine, which=which, settings=settings, log=log)
+    try:
+        run_server(
+            runs, host=host, port=port, engine=engine, which=which, settings=settings, log=log
+        )
+    except KeyboardInterrupt:  # Ctrl-C is how a server is stopped: not an error
+        log("stopped")

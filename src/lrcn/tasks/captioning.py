@@ -237,7 +237,7 @@ def _draw_attention(
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{image_path.stem}-attention.png"
     save_figure(figure, path)
-    maps = [a.view(side, -1).mul(1e4).round().div(1e4).tolist() for a in alphas]
+    maps = [[[round(v, 4) for v in row] for row in a.view(side, -1).tolist()] for a in alphas]
     return [{"word": w, "map": m} for w, m in zip(words, maps, strict=True)], path
 
 

@@ -110,7 +110,9 @@ class Predictor:
                 {
                     "name": o.name,
                     "type": o.type.__name__ if o.output is None else "bool",
-                    "help": o.help,
+                    "help": o.help
+                    if o.output is None
+                    else f"true: make it and return it inline as a data URL ({o.help})",
                     "min": o.min,
                     "output": o.output,
                 }

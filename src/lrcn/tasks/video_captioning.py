@@ -399,7 +399,7 @@ def _draw_frame_attention(
     path = out_dir / f"{video.stem}-attention.png"
     save_figure(figure, path)
     named = [
-        {"word": vocab.words[t], "weights": w.mul(1e4).round().div(1e4).tolist(), "frames": indices}
+        {"word": vocab.words[t], "weights": [round(v, 4) for v in w.tolist()], "frames": indices}
         for t, w in zip(words, weights, strict=True)
     ]
     return named, path
