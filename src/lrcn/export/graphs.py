@@ -11,7 +11,13 @@ from torch import Tensor
 
 from lrcn.backbones import Preprocess
 
-__all__ = ["ExportPlan", "Graph", "example_pixels"]
+__all__ = [
+    "ExportPlan",
+    "Graph",
+    "example_frame_features",
+    "example_pixels",
+    "example_sentences",
+]
 
 
 @dataclass(frozen=True)
@@ -48,3 +54,26 @@ def example_pixels(preprocess: Preprocess, count: int) -> Tensor:
     side = preprocess.resize
     pixels = torch.randint(0, 256, (count, side + 8, side + 12, 3), dtype=torch.uint8)
     return preprocess.frames_to_tensor(pixels.numpy())
+
+
+def example_sentences(vocab_size: int, batch: int, longest: int) -> tuple[Tensor, Tensor]:
+    """Random word ids ``(B, L)`` and unequal lengths ``(B,)``, the longest ``L``. The second
+    plan of an export (batch 3) is 3 words shorter than the first (batch 2), so the check
+    proves the sentence axis free."""
+    length = max(1, longest - (batch - 2) * 3)
+    ids = torch.randint(4, vocab_size, (batch, length))  # (B, L), past the special words
+    return ids, length - torch.arange(batch) % length  # (B,)
+
+
+def example_frame_features(
+    model: Any, preprocess: Preprocess, batch: int, frames: int
+) -> tuple[Tensor, Tensor]:
+    """Clips of random pixels ``(B, T, 3, S, S)`` and their features through ``model.features``
+    repeated once per input stream (``model.inputs``, e.g. "rgb+flow"): ``(B, T, D * streams)``,
+    as a video model's predict concatenates them."""
+    pixels = example_pixels(preprocess, batch * frames)
+    clips = pixels.view(batch, frames, *pixels.shape[1:])  # (B, T, 3, S, S)
+    with torch.no_grad():
+        feats = model.features(clips)  # (B, T, D)
+    streams = len(str(model.inputs).split("+"))
+    return clips, feats.repeat(1, 1, streams)

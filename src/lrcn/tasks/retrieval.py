@@ -31,7 +31,7 @@ from lrcn.data.formats.captions import CaptionItem, CaptionSplit
 from lrcn.data.items import DataError, Problem
 from lrcn.data.video_io import VideoError, read_image
 from lrcn.data.vocab import Vocabulary
-from lrcn.export.graphs import ExportPlan, Graph, example_pixels
+from lrcn.export.graphs import ExportPlan, Graph, example_pixels, example_sentences
 from lrcn.metrics.retrieval import folded_scores, ranks, retrieval_scores
 from lrcn.models.captioning import ImageCaptioner, VocabularyData
 from lrcn.models.retrieval import (
@@ -475,10 +475,7 @@ class RetrievalTask(Task[RetrievalConfig]):
         model = bundle.model
         vocab_size = len(bundle.extras_as(RetrievalExtras).vocab.words)
         images = example_pixels(bundle.preprocess, batch)  # (B, 3, S, S)
-        # Sentences come as long as they are: the second plan (batch 3) is shorter.
-        length = max(1, config.data.max_len - (batch - 2) * 3)
-        ids = torch.randint(4, vocab_size, (batch, length))  # (B, L)
-        lengths = length - torch.arange(batch) % length  # (B,) the longest is L
+        ids, lengths = example_sentences(vocab_size, batch, config.data.max_len)  # (B, L), (B,)
         with torch.no_grad():
             feats = model.features(images)  # type: ignore[operator]
         return ExportPlan([

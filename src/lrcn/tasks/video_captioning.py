@@ -42,7 +42,7 @@ from lrcn.data.video_io import VideoError, probe_video, read_frames
 from lrcn.data.vocab import Vocabulary
 from lrcn.decoding import BeamResult, beam_search
 from lrcn.errors import LrcnError
-from lrcn.export.graphs import ExportPlan, Graph, example_pixels
+from lrcn.export.graphs import ExportPlan, Graph, example_frame_features
 from lrcn.models.captioning import caption_loss
 from lrcn.models.tuple_captioning import (
     TupleCaptioner,
@@ -624,13 +624,7 @@ def _export_plan(bundle: Bundle, config: VideoCaptioningConfig, batch: int) -> E
     model = bundle.model
     graphs = []
     if extras.tuple_slots is None:
-        count = config.data.frames
-        pixels = example_pixels(bundle.preprocess, batch * count)
-        clips = pixels.view(batch, count, *pixels.shape[1:])  # (B, T, 3, S, S)
-        with torch.no_grad():
-            feats = model.features(clips)  # type: ignore[operator]  # (B, T, D)
-        streams = len(str(model.inputs).split("+"))
-        feats = feats.repeat(1, 1, streams)  # (B, T, D * streams): flow beside RGB
+        clips, feats = example_frame_features(model, bundle.preprocess, batch, config.data.frames)
         graphs.append(Graph("features", (clips,)))
     else:
         width = sum(len(words) for words in extras.tuple_slots.values())

@@ -30,7 +30,7 @@ from lrcn.data.formats.tuples import TupleSlots, mine_slots, slot_labels, write_
 from lrcn.data.formats.video_captions import VideoCaptionItem, VideoCaptionSplit
 from lrcn.data.items import Problem
 from lrcn.data.video_io import VideoError
-from lrcn.export.graphs import ExportPlan, Graph, example_pixels
+from lrcn.export.graphs import ExportPlan, Graph, example_frame_features
 from lrcn.models.video_tuples import TupleHeads, TupleHeadsConfig, VideoTupleExtras
 from lrcn.tasks._common import resolve_device
 from lrcn.tasks.base import (
@@ -305,14 +305,8 @@ class VideoTuplesTask(Task[VideoTuplesConfig]):
     def export_plan(self, bundle: Bundle, config: VideoTuplesConfig, batch: int) -> ExportPlan:
         """The frame encoder, and the slot heads' probabilities over the frames' features."""
         model = bundle.model
-        count = config.data.frames
-        pixels = example_pixels(bundle.preprocess, batch * count)
-        clips = pixels.view(batch, count, *pixels.shape[1:])  # (B, T, 3, S, S)
-        with torch.no_grad():
-            feats = model.features(clips)  # type: ignore[operator]  # (B, T, D)
-        streams = len(str(model.inputs).split("+"))
-        feats = feats.repeat(1, 1, streams)  # (B, T, D * streams): flow beside RGB
-        lengths = torch.full((batch,), count)  # (B,)
+        clips, feats = example_frame_features(model, bundle.preprocess, batch, config.data.frames)
+        lengths = torch.full((batch,), config.data.frames)  # (B,)
         return ExportPlan(
             [Graph("features", (clips,)), Graph("probabilities", (feats, lengths))],
             {"inputs": str(model.inputs)},

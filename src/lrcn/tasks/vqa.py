@@ -32,7 +32,7 @@ from lrcn.data.formats.vqa import VqaItem, VqaSplit, read_vqa
 from lrcn.data.items import DataError, Problem, require_root
 from lrcn.data.video_io import VideoError, read_image
 from lrcn.data.vocab import Vocabulary
-from lrcn.export.graphs import ExportPlan, Graph, example_pixels
+from lrcn.export.graphs import ExportPlan, Graph, example_pixels, example_sentences
 from lrcn.metrics.vqa import normalize_answer, soft_scores, vqa_accuracy, vqa_scores
 from lrcn.models.vqa import VqaExtras, VqaModel, VqaModelConfig, soft_target_loss
 from lrcn.tasks._common import cached_image_features, resolve_device, typed_words, word_ids
@@ -381,10 +381,7 @@ class VqaTask(Task[VqaConfig]):
         model = bundle.model
         vocab_size = len(bundle.extras_as(VqaExtras).vocab.words)
         images = example_pixels(bundle.preprocess, batch)  # (B, 3, S, S)
-        # Questions come as long as they are: the second plan (batch 3) is shorter.
-        length = max(1, config.data.max_question_len - (batch - 2) * 3)
-        question = torch.randint(4, vocab_size, (batch, length))  # (B, L)
-        lengths = length - torch.arange(batch) % length  # (B,) the longest is L
+        question, lengths = example_sentences(vocab_size, batch, config.data.max_question_len)
         with torch.no_grad():
             feats = model.features(images)  # type: ignore[operator]
         return ExportPlan(
