@@ -8,10 +8,9 @@ dicts, NamedTuples), so the batched beam search in :mod:`lrcn.decoding`, which o
 
 from __future__ import annotations
 
-import inspect
 import json
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -149,15 +148,6 @@ class _Method:
         return rebuild(self.graph["output"], iter(outputs))
 
 
-def params_of(method: Callable[..., Any], count: int) -> list[str]:
-    """The names of a bound method's first ``count`` parameters (how its graph's inputs are
-    named, and how a call binds to them)."""
-    names = list(inspect.signature(method).parameters)
-    if count > len(names):
-        raise ExportError(getattr(method, "__name__", "?"), f"takes {len(names)} arguments")
-    return names[:count]
-
-
 def exported_folder(bundle_dir: Path, fmt: str) -> Path:
     """Where ``lrcn export`` writes by default: beside the bundle, ``RUN/best-onnx``."""
     return bundle_dir.parent / f"{bundle_dir.name}-{fmt}"
@@ -203,14 +193,3 @@ def load_exported(folder: Path, engine: str, threads: int | None = None) -> Expo
                 expected="an intact file: run lrcn export again",
             ) from None  # fmt: skip
     return ExportedModel(folder, manifest, runners)
-
-
-def output_names(spec: dict[str, Any]) -> Sequence[str]:
-    """The flat names of an output spec's tensors, in order."""
-    if spec["t"] == "tensor":
-        return [spec["name"]]
-    if spec["t"] == "dict":
-        return [n for item in spec["items"].values() for n in output_names(item)]
-    if spec["t"] == "tuple":
-        return [n for item in spec["items"] for n in output_names(item)]
-    return []

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from lrcn.backbones import Preprocess
+from lrcn.data.vocab import Vocabulary
 
 __all__ = [
     "ExportPlan",
@@ -17,6 +18,7 @@ __all__ = [
     "example_frame_features",
     "example_pixels",
     "example_sentences",
+    "example_step",
 ]
 
 
@@ -77,3 +79,13 @@ def example_frame_features(
         feats = model.features(clips)  # (B, T, D)
     streams = len(str(model.inputs).split("+"))
     return clips, feats.repeat(1, 1, streams)
+
+
+def example_step(model: Any, start: dict[str, Tensor], vocab_size: int) -> Graph:
+    """The ``step`` graph of a decoder on what a beam sees from its second word on: random
+    tokens ``(B,)`` and the state ``start`` becomes after one step from ``<start>``."""
+    batch = next(iter(start.values())).shape[0]
+    first = torch.full((batch,), Vocabulary.start_id, dtype=torch.long)
+    with torch.no_grad():
+        _, state = model.step(first, start)
+    return Graph("step", (torch.randint(0, vocab_size, (batch,)), state))

@@ -15,6 +15,7 @@ and nothing is written.
 
 from __future__ import annotations
 
+import inspect
 import json
 import shutil
 import warnings
@@ -33,8 +34,6 @@ from lrcn.export.engine import (
     ExportError,
     exported_folder,
     load_exported,
-    output_names,
-    params_of,
 )
 from lrcn.export.graphs import ExportPlan, Graph
 from lrcn.export.structure import Spec, flatten, rebuild
@@ -62,23 +61,36 @@ class _Entry(nn.Module):
         return tuple(t for _, t in out)
 
 
-def _inputs(model: nn.Module, graph: Graph) -> tuple[list[tuple[str, Spec]], list[Tensor]]:
-    params = params_of(getattr(model, graph.method), len(graph.args))
+def _params_of(method: Callable[..., Any], count: int) -> list[str]:
+    """The names of a bound method's first ``count`` parameters (how its graph's inputs are
+    named, and how a call binds to them)."""
+    names = list(inspect.signature(method).parameters)
+    if count > len(names):
+        raise ExportError(getattr(method, "__name__", "?"), f"takes {len(names)} arguments")
+    return names[:count]
+
+
+def _inputs(
+    model: nn.Module, graph: Graph
+) -> tuple[list[tuple[str, Spec]], list[tuple[str, Tensor]]]:
+    """Each argument's parameter name and spec, and the flat named tensors of them all."""
+    params = _params_of(getattr(model, graph.method), len(graph.args))
     specs, tensors = [], []
     for param, value in zip(params, graph.args, strict=True):
         spec, flat = flatten(value, param)
         specs.append((param, spec))
-        tensors += [t for _, t in flat]
+        tensors += flat
     return specs, tensors
 
 
 def _write_graph(model: nn.Module, graph: Graph, fmt: Format, folder: Path) -> dict[str, Any]:
     """Trace one graph into ``folder``; its manifest entry."""
-    inputs, tensors = _inputs(model, graph)
+    inputs, named = _inputs(model, graph)
+    tensors = [t for _, t in named]
     with torch.inference_mode():
-        output, _ = flatten(getattr(model, graph.method)(*graph.args), "out")
-    names_in = [name for param, spec in inputs for name in _tensor_names(spec)]
-    names_out = list(output_names(output))
+        output, flat_out = flatten(getattr(model, graph.method)(*graph.args), "out")
+    names_in = [n for n, _ in named]
+    names_out = [n for n, _ in flat_out]
     entry = _Entry(model, graph.method, inputs).eval()
     file = f"{graph.method}.onnx" if fmt == "onnx" else f"{graph.method}.pt"
     with warnings.catch_warnings(), torch.no_grad():
@@ -103,10 +115,6 @@ def _write_graph(model: nn.Module, graph: Graph, fmt: Format, folder: Path) -> d
         "dynamic_axes": {n: {"0": "batch", **graph.dynamic.get(n, {})} for n in names_in},
         "tolerance": graph.tolerance,
     }
-
-
-def _tensor_names(spec: Spec) -> list[str]:
-    return list(output_names(spec))
 
 
 def _difference(eager: Any, exported: Any) -> float:

@@ -9,13 +9,13 @@ from torch import Tensor, nn
 __all__ = ["TimeDistributed"]
 
 
-def _unfold_time(value: Any, batch: int, steps: int) -> Any:
+def _unfold_time(value: Any, steps: int) -> Any:
     """Undo the (B*T) flattening on a tensor, or on each tensor of a (named) tuple."""
     if isinstance(value, Tensor):
         # -1, not batch: a traced export keeps the batch free (unflatten bakes it in)
         return value.reshape(-1, steps, *value.shape[1:])  # (B*T, ...) -> (B, T, ...)
     if isinstance(value, tuple):
-        items = [_unfold_time(v, batch, steps) for v in value]
+        items = [_unfold_time(v, steps) for v in value]
         return type(value)(*items) if hasattr(value, "_fields") else tuple(items)
     raise TypeError(
         f"TimeDistributed: the wrapped module returned {type(value).__name__}; expected a "
@@ -44,6 +44,6 @@ class TimeDistributed(nn.Module):
                 f"TimeDistributed expects (B, T, ...) with at least one feature dimension, "
                 f"got shape {tuple(x.shape)}"
             )
-        batch, steps = x.shape[:2]
+        steps = x.shape[1]
         out = self.module(x.flatten(0, 1))  # (B*T, ...)
-        return _unfold_time(out, batch, steps)
+        return _unfold_time(out, steps)

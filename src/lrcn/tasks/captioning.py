@@ -30,7 +30,7 @@ from lrcn.data.items import Problem
 from lrcn.data.video_io import VideoError, read_image
 from lrcn.data.vocab import Vocabulary
 from lrcn.decoding import BeamResult, beam_search
-from lrcn.export.graphs import ExportPlan, Graph, example_pixels
+from lrcn.export.graphs import ExportPlan, Graph, example_pixels, example_step
 from lrcn.models.captioning import (
     CaptioningExtras,
     CaptionModelConfig,
@@ -441,8 +441,9 @@ class CaptioningTask(SentenceTask[CaptioningConfig]):
                 images[i] = read_image(Path(path))
             except VideoError as err:
                 results[i] = {"input": str(path), "error": str(err)}
-        for first in range(0, len(images), _PREDICT_BATCH):  # all images' beams in one batch
-            chunk = list(images)[first : first + _PREDICT_BATCH]
+        readable = list(images)
+        for first in range(0, len(readable), _PREDICT_BATCH):  # all their beams in one batch
+            chunk = readable[first : first + _PREDICT_BATCH]
             x = torch.cat([bundle.preprocess.frames_to_tensor(images[i][None]) for i in chunk])
             with torch.inference_mode():
                 feats = model.features(x.to(device))  # (N, ...)
@@ -470,15 +471,12 @@ class CaptioningTask(SentenceTask[CaptioningConfig]):
         model = bundle.model
         vocab_size = len(bundle.extras_as(CaptioningExtras).vocab.words)
         images = example_pixels(bundle.preprocess, batch)  # (B, 3, S, S)
-        first = torch.full((batch,), Vocabulary.start_id, dtype=torch.long)
-        tokens = torch.randint(0, vocab_size, (batch,))
         with torch.no_grad():
             feats = model.features(images)  # type: ignore[operator]
             start = model.init_state(feats)  # type: ignore[operator]
-            _, state = model.step(first, start)  # type: ignore[operator]  # as beams see it
         return ExportPlan(
             [Graph("features", (images,)), Graph("init_state", (feats,)),
-             Graph("step", (tokens, state))],
+             example_step(model, start, vocab_size)],
             {"feature_kind": str(getattr(model, "feature_kind", "pooled"))},
         )  # fmt: skip
 

@@ -42,7 +42,7 @@ from lrcn.data.video_io import VideoError, probe_video, read_frames
 from lrcn.data.vocab import Vocabulary
 from lrcn.decoding import BeamResult, beam_search
 from lrcn.errors import LrcnError
-from lrcn.export.graphs import ExportPlan, Graph, example_frame_features
+from lrcn.export.graphs import ExportPlan, Graph, example_frame_features, example_step
 from lrcn.models.captioning import caption_loss
 from lrcn.models.tuple_captioning import (
     TupleCaptioner,
@@ -630,12 +630,12 @@ def _export_plan(bundle: Bundle, config: VideoCaptioningConfig, batch: int) -> E
         width = sum(len(words) for words in extras.tuple_slots.values())
         feats = torch.rand(batch, 1, width)  # (B, 1, W) a tuple's scores
     lengths = torch.full((batch,), feats.shape[1])  # (B,)
-    first = torch.full((batch,), Vocabulary.start_id, dtype=torch.long)
-    tokens = torch.randint(0, len(extras.vocab.words), (batch,))
     with torch.no_grad():
         start = model.init_state(feats, lengths)  # type: ignore[operator]
-        _, state = model.step(first, start)  # type: ignore[operator]  # as beams see it
-    graphs += [Graph("init_state", (feats, lengths)), Graph("step", (tokens, state))]
+    graphs += [
+        Graph("init_state", (feats, lengths)),
+        example_step(model, start, len(extras.vocab.words)),
+    ]
     inputs = getattr(model, "inputs", None)
     return ExportPlan(graphs, {} if inputs is None else {"inputs": str(inputs)})
 
