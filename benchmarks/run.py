@@ -15,10 +15,13 @@ sys.path.insert(0, str(Path(__file__).parent))
 import bench_beam
 import bench_cache
 import bench_conv_lstm
+import bench_convlstm_epoch
 import bench_export
+import bench_extract
 import bench_loader
 import bench_lstm
 import bench_next_frame
+import bench_predict_memory
 import bench_retrieval
 import bench_serve
 import bench_video_captioning
@@ -28,6 +31,7 @@ from common import machine
 BENCHMARKS = {
     "lstm": bench_lstm,
     "conv_lstm": bench_conv_lstm,
+    "convlstm_epoch": bench_convlstm_epoch,
     "loader": bench_loader,
     "cache": bench_cache,
     "beam": bench_beam,
@@ -35,7 +39,9 @@ BENCHMARKS = {
     "vqa": bench_vqa,
     "retrieval": bench_retrieval,
     "next_frame": bench_next_frame,
+    "predict_memory": bench_predict_memory,
     "export": bench_export,
+    "extract": bench_extract,
     "serve": bench_serve,
 }
 

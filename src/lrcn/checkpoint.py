@@ -182,6 +182,14 @@ def _check_fit(model: nn.Module, state: dict[str, torch.Tensor], path: Path) -> 
 ENGINES = ("eager", "onnxruntime", "torchscript")
 
 
+def with_stored_defaults(model_config: dict[str, Any], source: str) -> dict[str, Any]:
+    """A saved model config (a bundle's, a run's ``config.yaml``) with the fields added after it
+    was saved set to what its weights were built with (the config class's ``stored_defaults``),
+    not to the defaults of new configs: a saved config lists every field it knew."""
+    entry = model_entry(str(model_config.get("name")), source)
+    return {**getattr(entry.config, "stored_defaults", {}), **model_config}
+
+
 def load_bundle(
     path: str | Path,
     which: str = "best",
@@ -218,6 +226,7 @@ def load_bundle(
     try:
         entry = model_entry(str(meta["config"]["model"].get("name")), str(meta_path))
         extras = entry.family.extras.model_validate(meta["extras"])
+        meta["config"]["model"] = with_stored_defaults(meta["config"]["model"], str(meta_path))
         model = build_model(meta["config"]["model"], extras, False, str(meta_path))
     except ValidationError as err:
         problem = err.errors()[0]

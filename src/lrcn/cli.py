@@ -263,28 +263,52 @@ def train(
     resume: Annotated[
         Path | None, typer.Option(help="Continue this run folder from its last epoch.")
     ] = None,
+    nproc: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Train in N processes on this machine (PyTorch DDP; one per GPU, or CPU "
+            "processes): torchrun --nproc-per-node N -m lrcn train ...",
+        ),
+    ] = 1,
     quiet: QuietOption = False,
 ) -> None:
     """Train a model; writes checkpoints, metrics and curves into a run folder."""
     from lrcn.tasks import load_config
     from lrcn.tasks import train as train_run
 
+    main_rank = os.environ.get("RANK", "0") == "0"  # under torchrun, rank 0 speaks
     if resume is not None:
         if config is not None or set_ or out is not None:
             raise typer.BadParameter(
                 "--resume continues a run with its saved config; drop CONFIG, --set and --out"
             )
+        if nproc > 1:
+            raise typer.Exit(_launch(nproc, ["train", "--resume", str(resume)], quiet))
         with _progress(quiet) as progress:
             report = train_run(None, resume, resume=True, log=_log, progress=progress)
     else:
         if config is None:
             raise typer.BadParameter("give a CONFIG file, or --resume RUN_DIR")
-        cfg = load_config(config, set_ or [])
+        cfg = load_config(config, set_ or [])  # checked once here, before any process starts
         run = out or _default_run_dir(config)
-        _log(f"run folder: {run}")
+        if nproc > 1:
+            sets = [arg for item in set_ or [] for arg in ("--set", item)]
+            args = ["train", str(config), *sets, "--out", str(run)]
+            raise typer.Exit(_launch(nproc, args, quiet))
+        if main_rank:
+            _log(f"run folder: {run}")
         with _progress(quiet) as progress:
             report = train_run(cfg, run, log=_log, progress=progress)
-    typer.echo(report["summary"])
+    if report["summary"]:
+        typer.echo(report["summary"])
+
+
+def _launch(nproc: int, args: list[str], quiet: bool) -> int:
+    """``lrcn ARGS`` in ``nproc`` processes through torchrun; the exit status."""
+    from lrcn.training.launch import launch
+
+    return launch(nproc, [*args, *(["--quiet"] if quiet else [])])
 
 
 @app.command(cls=_EvaluateCommand)
@@ -361,14 +385,27 @@ def predict(
 def extract_features(
     config: Annotated[Path, typer.Argument(help="YAML config of a model with a frozen backbone.")],
     set_: SetOption = None,
+    nproc: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Share the videos out over N processes on this machine (torchrun "
+            "--nproc-per-node N -m lrcn extract-features ...).",
+        ),
+    ] = 1,
     quiet: QuietOption = False,
 ) -> None:
     """Run the frozen backbone over the whole data set once and cache its features."""
     from lrcn.tasks import get_task, load_config
 
     cfg = load_config(config, set_ or [])
+    if nproc > 1:
+        sets = [arg for item in set_ or [] for arg in ("--set", item)]
+        raise typer.Exit(_launch(nproc, ["extract-features", str(config), *sets], quiet))
     with _progress(quiet) as progress:
         report = get_task(cfg.task).extract_features(cfg, _log, progress)
+    if not report["main"]:  # under torchrun, rank 0 reports
+        return
     typer.echo(f"{report['inputs']} inputs, {report['frames']} frames cached in {report['cache']}")
     if report["skipped"]:
         typer.echo("skipped:\n  " + "\n  ".join(report["skipped"]))

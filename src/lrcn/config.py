@@ -77,6 +77,9 @@ class TrainConfig(StrictConfig):
     device: str = Field("auto", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$")  # cuda:1 = 2nd GPU
     feature_cache: Path | None = None  # frozen backbone: folder of cached features (default
     # <data root>/../.lrcn-features)
+    # frozen backbone: what runs it over every frame to fill the cache; auto = ONNX Runtime on the
+    # CPU (checked against eager on the first batch; eager if it disagrees), eager on a GPU
+    extract_engine: Literal["auto", "eager", "onnxruntime"] = "auto"
     eval_every: int = Field(1, ge=1)  # epochs between evaluations on the validation split
 
 

@@ -7,6 +7,10 @@ uninterrupted one would.
 Under ``on_error="skip"`` a video that fails to decode becomes a ``None`` sample; the collate
 functions drop it and pass its message on in the batch (``"skipped"``), for the run's report.
 Under ``"raise"`` the :class:`~lrcn.data.video_io.VideoError` (which names the file) propagates.
+
+With ``frame_every`` k, a decoded video's frames 0, k, 2k, ... are its frames 0, 1, 2, ...: a
+video of n frames has ``ceil(n / k)`` for clip planning, and clip frame i is decoded from file
+frame i·k. Cached features were extracted every k-th frame already, so they are read as stored.
 """
 
 from __future__ import annotations
@@ -27,7 +31,26 @@ from lrcn.data.video_io import VideoError, read_frames
 
 FeatureSource = Callable[[VideoItem], np.ndarray]  # cached features (T, ...) of one video
 
-__all__ = ["EvalVideos", "TrainClips", "collate_eval", "collate_train"]
+__all__ = ["EvalVideos", "TrainClips", "collate_eval", "collate_train", "frames_kept"]
+
+
+def frames_kept(num_frames: int, every: int) -> int:
+    """Frames left of ``num_frames`` when only every ``every``-th is kept (0, k, 2k, ...).
+
+    >>> frames_kept(10, 3)  # frames 0, 3, 6, 9
+    4
+    """
+    if every < 1:
+        raise ValueError(f"frame_every must be >= 1, got {every}")
+    return -(-num_frames // every)
+
+
+def _decoded_every(frame_every: int, features: FeatureSource | None) -> int:
+    """The step between the file frames a dataset decodes: ``frame_every``, or 1 when it reads
+    cached features (extracted every k-th frame already). Checked here, not in a worker."""
+    if frame_every < 1:
+        raise ValueError(f"frame_every must be >= 1, got {frame_every}")
+    return 1 if features is not None else frame_every
 
 
 class _Skipped:
@@ -42,7 +65,8 @@ class TrainClips(Dataset):
 
     From frames: ``(clip_len, 3, crop, crop)`` float tensors (random crop and, with ``flip``,
     horizontal flip, shared by all frames of a clip). From cached features (``features`` set):
-    ``(clip_len, D)`` or ``(clip_len, C, h, w)``.
+    ``(clip_len, D)`` or ``(clip_len, C, h, w)``. ``num_frames`` are the sources' own counts
+    (the file's frames, or the cached rows); ``frame_every`` applies to decoded files only.
     """
 
     def __init__(
@@ -59,6 +83,7 @@ class TrainClips(Dataset):
         flip: bool = True,
         features: FeatureSource | None = None,
         on_error: OnError = "raise",
+        frame_every: int = 1,
     ) -> None:
         if len(items) != len(num_frames):
             raise ValueError("items and num_frames must have the same length")
@@ -74,6 +99,7 @@ class TrainClips(Dataset):
         self.flip = flip
         self.features = features
         self.on_error = on_error
+        self.frame_every = _decoded_every(frame_every, features)
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -87,7 +113,7 @@ class TrainClips(Dataset):
         item = self.items[index % len(self.items)]
         rng = random.Random(hash((self.seed, self.epoch, index)))
         indices = train_clip(
-            self.num_frames[index % len(self.items)],
+            frames_kept(self.num_frames[index % len(self.items)], self.frame_every),
             self.clip_len,
             self.frame_step,
             rng,
@@ -95,8 +121,13 @@ class TrainClips(Dataset):
         )
         try:
             if self.features is not None:
-                return torch.from_numpy(self.features(item)[indices].astype(np.float32)), item.label
-            frames = read_frames(item.path, indices)  # (T, H, W, 3)
+                # float16 as cached: collate converts the whole batch at once (a third of an
+                # epoch of a small head went into per-clip numpy conversions)
+                return torch.from_numpy(
+                    np.ascontiguousarray(self.features(item)[indices])
+                ), item.label
+            in_file = [i * self.frame_every for i in indices]
+            frames = read_frames(item.path, in_file)  # (T, H, W, 3)
         except VideoError as err:
             if self.on_error == "skip":
                 return _Skipped(str(err))
@@ -112,6 +143,7 @@ class EvalVideos(Dataset):
     """Every test clip of each video, center-cropped: ``(num_clips, clip_len, ...)`` per video.
 
     A video is decoded once for all its clips (one ``read_frames`` call with every index).
+    ``num_frames`` and ``frame_every`` as in :class:`TrainClips`.
     """
 
     def __init__(
@@ -125,6 +157,7 @@ class EvalVideos(Dataset):
         policy: ShortVideoPolicy = "loop",
         features: FeatureSource | None = None,
         on_error: OnError = "raise",
+        frame_every: int = 1,
     ) -> None:
         self.items = list(items)
         self.num_frames = list(num_frames)
@@ -135,14 +168,14 @@ class EvalVideos(Dataset):
         self.policy: ShortVideoPolicy = policy
         self.features = features
         self.on_error = on_error
+        self.frame_every = _decoded_every(frame_every, features)
 
     def __len__(self) -> int:
         return len(self.items)
 
     def clips_of(self, index: int) -> list[list[int]]:
-        return test_clips(
-            self.num_frames[index], self.clip_len, self.stride, self.frame_step, self.policy
-        )
+        count = frames_kept(self.num_frames[index], self.frame_every)
+        return test_clips(count, self.clip_len, self.stride, self.frame_step, self.policy)
 
     def __getitem__(self, index: int) -> tuple[Tensor, int, int] | _Skipped:
         item = self.items[index]
@@ -153,7 +186,8 @@ class EvalVideos(Dataset):
                 stacked = np.stack([cached[c] for c in clips]).astype(np.float32)
                 return torch.from_numpy(stacked), item.label, index
             needed = sorted({i for clip in clips for i in clip})
-            decoded = read_frames(item.path, needed)  # (len(needed), H, W, 3)
+            in_file = [i * self.frame_every for i in needed]
+            decoded = read_frames(item.path, in_file)  # (len(needed), H, W, 3)
         except VideoError as err:
             if self.on_error == "skip":
                 return _Skipped(str(err))
@@ -174,7 +208,7 @@ def collate_train(batch: list[Any]) -> dict[str, Any]:
     if not good:
         return {"inputs": None, "labels": None, "skipped": skipped}
     return {
-        "inputs": torch.stack([b[0] for b in good]),  # (B, T, ...)
+        "inputs": torch.stack([b[0] for b in good]).float(),  # (B, T, ...)
         "labels": torch.tensor([b[1] for b in good]),
         "skipped": skipped,
     }

@@ -14,7 +14,7 @@ Every failure raises :class:`VideoError`, which names the file and says what was
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
 from typing import NamedTuple
@@ -27,7 +27,9 @@ __all__ = [
     "FRAME_IMAGE_SUFFIXES",
     "VideoError",
     "VideoInfo",
+    "iter_frames",
     "probe_video",
+    "read_every",
     "read_frames",
     "read_image",
     "write_video",
@@ -293,6 +295,76 @@ def _decode(path: Path, indices: list[int] | None, allow_seek: bool = True) -> n
             "decoded (truncated or shorter than its header says)",
         )
     return np.stack([frames[i] for i in indices])
+
+
+# --------------------------------------------------------------------------------------------
+# Streaming: every k-th frame, front to back, one at a time
+# --------------------------------------------------------------------------------------------
+
+
+def iter_frames(path: str | Path, every: int = 1) -> Iterator[np.ndarray]:
+    """Frames 0, ``every``, 2·``every``, ... of a video file or frame folder, one ``uint8
+    (H, W, 3)`` RGB frame at a time, decoded once from the start.
+
+    ``read_frames`` returns its frames all at once; a caller of this holds only the frames it
+    still needs, so memory stays flat however long the video is (``lrcn predict`` on a
+    10-minute video). A codec cannot skip frames, so every frame is decoded, but only the kept
+    ones are converted to RGB (a conversion adds about a third to a frame's decode, PERF-NOTES).
+    Frames are numbered in decoding order, as ``read_frames(path)`` and the feature cache
+    number them.
+
+    Raises:
+        VideoError: missing or unreadable file, no decodable frame, or (once the caller reads
+            to the end) a file that decodes short of its declared frame count by more than
+            codecs drop, as ``read_frames(path)`` does. A caller that stops early checks nothing.
+        ValueError: ``every`` < 1.
+    """
+    if every < 1:
+        raise ValueError(f"iter_frames: every must be >= 1, got {every}")
+    path = Path(path)
+    if path.is_dir():
+        return (read_image(file) for file in _frame_files(path)[::every])
+    return _file_frames(path, every)
+
+
+def _file_frames(path: Path, every: int) -> Iterator[np.ndarray]:
+    import av
+
+    decoded = 0  # frames decoded, kept or not
+    with _open(path) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        declared = _declared_frames(container, stream)
+        # One reformatter with threads=1, as in _decode: to_ndarray() would start swscale
+        # threads per frame.
+        reformatter = av.video.reformatter.VideoReformatter()
+        frames = container.decode(stream)
+        while True:
+            try:
+                frame = next(frames)
+            except StopIteration:
+                break
+            except av.error.FFmpegError as err:
+                if decoded == 0:
+                    raise VideoError(path, f"decoding failed ({err})") from None
+                break  # a damaged tail: what decoded stands; the count check below judges it
+            if decoded % every == 0:
+                yield reformatter.reformat(frame, format="rgb24", threads=1).to_ndarray()
+            decoded += 1
+    if decoded == 0:
+        raise VideoError(path, "has zero decodable frames")
+    if declared is not None and decoded < declared - _shortfall_tolerance(declared):
+        raise VideoError(
+            path, f"truncated: {decoded} frames decoded of the {declared} its container declares"
+        )
+
+
+def read_every(path: str | Path, every: int) -> np.ndarray:
+    """Frames 0, ``every``, 2·``every``, ... of a whole video as ``uint8 (ceil(T / every), H,
+    W, 3)``: the feature cache's loader under ``data.frame_every``, which never holds the
+    frames it drops (see :func:`iter_frames` for errors)."""
+    frames = list(iter_frames(path, every))
+    return np.stack(frames)  # (ceil(T / every), H, W, 3)
 
 
 def write_video(

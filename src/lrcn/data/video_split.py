@@ -43,6 +43,10 @@ class VideoDataConfig(StrictConfig):
     clip_len: int = Field(16, ge=1)
     stride: int = Field(8, ge=1)  # between evaluation clips
     frame_step: int = Field(1, ge=1)  # frames skipped inside a clip
+    # Use every k-th frame of each video, e.g. 3 turns 30 fps into 10 fps; applies to the
+    # feature cache, training, evaluation and predict (clip_len, stride and frame_step then
+    # count kept frames). A flow data set's images are kept every k-th likewise.
+    frame_every: int = Field(1, ge=1)
     short_video: Literal["loop", "repeat_last"] = "loop"
     on_error: Literal["raise", "skip"] = "raise"
     num_workers: int = Field(2, ge=0)

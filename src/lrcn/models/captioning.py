@@ -66,6 +66,12 @@ def caption_loss(
     return loss
 
 
+def real_tokens(captions: Tensor, pad_id: int = 0) -> int:
+    """How many target tokens :func:`caption_loss` averages over (the loss's weight when
+    batches are merged, e.g. across DDP processes): ``captions`` is ``(B, L)`` with <start>."""
+    return int((captions[:, 1:] != pad_id).sum())
+
+
 def _batch_first_state(h: Tensor, c: Tensor) -> State:
     return {"h": h.transpose(0, 1).contiguous(), "c": c.transpose(0, 1).contiguous()}
 

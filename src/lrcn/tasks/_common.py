@@ -18,6 +18,7 @@ from lrcn.data.features import FeatureCache, FrameLoader, weights_digest
 from lrcn.data.items import Problem
 from lrcn.data.video_io import read_frames, read_image
 from lrcn.data.vocab import Vocabulary, tokenize
+from lrcn.training.distributed import all_concat, broadcast, current_world, shard
 
 
 class _HasImage(Protocol):
@@ -125,14 +126,35 @@ def fill_feature_cache(
     backbone: Backbone = model.backbone  # type: ignore[assignment]
     kind = str(model.feature_kind)
     cache = feature_cache(config, backbone, kind if sampling is None else f"{kind}/{sampling}")
-    missing = cache.missing(sources)
+    world = current_world()
+    missing = broadcast(cache.missing(sources))  # rank 0's view: the ranks shard one list
     if missing:
-        log(f"extracting {backbone.name} features of {len(missing)} {noun} into {cache.folder}")
-        skipped += cache.extract(
-            missing, backbone, kind, device, on_error=config.data.on_error,
-            progress=(lambda done, total: progress("features", done, total)) if progress else None,
-            load_frames=load_frames,
-        )  # fmt: skip
+        processes = f" in {world.size} processes" if world.distributed else ""
+        log(
+            f"extracting {backbone.name} features of {len(missing)} {noun} into "
+            f"{cache.folder}{processes}"
+        )
+
+        def extract(into: FeatureCache, todo: list[Path], show: bool) -> list[Problem]:
+            def frames(done: int, total: int) -> None:
+                if progress is not None and show:
+                    progress("features (frames)", done, total)
+
+            return into.extract(
+                todo, backbone, kind, device, on_error=config.data.on_error, progress=frames,
+                load_frames=load_frames, engine=config.train.extract_engine, log=log,
+            )  # fmt: skip
+
+        problems = all_concat(extract(cache, shard(missing), True))  # also a barrier
+        skipped += problems
+        if world.distributed:
+            # A fresh view of the folder, with the other ranks' entries; a machine that does
+            # not share the cache folder with the others extracts what it cannot see.
+            cache = feature_cache(config, backbone, cache.identity["kind"])
+            failed = {Path(p.path) for p in problems}
+            unseen = [s for s in cache.missing(missing) if s not in failed]
+            if unseen:
+                extract(cache, unseen, False)
     return cache
 
 

@@ -19,6 +19,7 @@ from lrcn.data.vocab import Vocabulary
 from lrcn.decoding import BeamResult, Hypothesis, Step, beam_search
 from lrcn.models.captioning import CaptioningExtras
 from lrcn.tasks.base import C, Echo, Log, Prepared, Progress, Task, TaskOption
+from lrcn.training.distributed import gather_shards, shard
 
 __all__ = [
     "METRIC_NAMES",
@@ -65,6 +66,20 @@ def decode_batches(
             if progress is not None:
                 progress("captioning", last, count)
     return BeamResult(hypotheses)
+
+
+def sharded(
+    source: Callable[[int], Tensor], count: int
+) -> tuple[Callable[[int], Tensor], int, Callable[[BeamResult], BeamResult]]:
+    """This process's shard of a validation ``source`` of ``count`` inputs (all of them in a
+    single process), its size, and how to gather every rank's decoded shard back into one
+    result in the unsharded order, the same on every rank (training/distributed.py)."""
+    mine = shard(range(count))
+
+    def gather(result: BeamResult) -> BeamResult:
+        return BeamResult(gather_shards(result.hypotheses, count))
+
+    return (lambda i: source(mine[i])), len(mine), gather
 
 
 def validation_scores(

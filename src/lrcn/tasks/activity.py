@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -23,10 +23,11 @@ from torch import Tensor, nn
 
 from lrcn.checkpoint import Bundle
 from lrcn.config import ConfigError, TrainConfig
-from lrcn.data.clips import EvalVideos, TrainClips, collate_eval, collate_train
+from lrcn.data.clips import EvalVideos, TrainClips, collate_eval, collate_train, frames_kept
 from lrcn.data.features import FeatureCache
 from lrcn.data.items import Problem, VideoItem, VideoSplit
-from lrcn.data.video_io import VideoError, probe_video
+from lrcn.data.streaming import stream_clip_batches
+from lrcn.data.video_io import VideoError, probe_video, read_every
 from lrcn.data.video_split import VideoDataConfig, read_video_split
 from lrcn.export.graphs import ExportPlan, Graph, example_pixels
 from lrcn.models.activity import (
@@ -48,8 +49,9 @@ from lrcn.tasks.base import (
     TrainingSetup,
     register_task,
 )
+from lrcn.training.distributed import all_concat, shard
 
-__all__ = ["ActivityConfig", "ActivityTask", "score_videos", "verdict"]
+__all__ = ["ActivityConfig", "ActivityTask", "score_clip_batches", "score_videos", "verdict"]
 
 
 class ActivityConfig(TaskConfig):
@@ -101,11 +103,19 @@ def _fill_cache(
     progress: Progress | None,
 ) -> FeatureCache | None:
     """The frozen backbone's features of every video of ``items``, computed once and cached;
-    None for a backbone that trains (frames are decoded instead)."""
+    None for a backbone that trains (frames are decoded instead). Under ``data.frame_every``
+    k > 1 only every k-th frame is decoded to RGB and run through the backbone, into a cache
+    of its own ("every k" is part of its key)."""
     if not model.freeze_backbone:
         return None
     paths = [item.path for item in items]
-    return fill_feature_cache(config, model, paths, device, skipped, log, progress)
+    every = config.data.frame_every
+    if every == 1:
+        return fill_feature_cache(config, model, paths, device, skipped, log, progress)
+    return fill_feature_cache(
+        config, model, paths, device, skipped, log, progress,
+        load_frames=lambda path: read_every(path, every), sampling=f"every {every}",
+    )  # fmt: skip
 
 
 def _cached(cache: FeatureCache | None) -> Callable[[VideoItem], np.ndarray] | None:
@@ -133,6 +143,7 @@ def _eval_set(
         d.short_video,
         features=_cached(cache),
         on_error=d.on_error,
+        frame_every=d.frame_every,
     )
 
 
@@ -183,6 +194,44 @@ def score_videos(
         "video_labels": torch.tensor(video_labels, dtype=torch.long),
         "indices": indices,
         "skipped": skipped,
+    }
+
+
+def score_clip_batches(
+    model: nn.Module, batches: Iterable[Tensor], device: torch.device
+) -> tuple[Tensor, int]:
+    """The average of the clip probabilities ``(K,)`` over one video's clips, given in
+    ``batches`` ``(n, T, 3, crop, crop)``, and the number of clips: :func:`score_videos` for a
+    streamed video, holding one batch of clips at a time instead of all of them."""
+    model.eval()
+    total: Tensor | None = None  # (K,) float64, so a sum over thousands of clips stays accurate
+    count = 0
+    with torch.inference_mode():
+        for batch in batches:
+            probs = model(batch.to(device)).probs.float().cpu()  # (n, K)
+            part = probs.sum(dim=0, dtype=torch.float64)
+            total = part if total is None else total + part
+            count += len(probs)
+    if total is None:
+        raise ValueError("score_clip_batches: no clips")  # test_clips always plans one
+    return (total / count).float(), count
+
+
+TENSORS_OF_SCORES = ("clip_probs", "clip_labels", "video_probs", "video_labels")
+
+
+def _merged(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several :func:`score_videos` results (the shards of a distributed validation) as one;
+    the metrics do not depend on the videos' order. ``indices`` are each shard's own."""
+    if len(parts) == 1:
+        return parts[0]
+    scored = [part for part in parts if len(part["video_labels"])]
+    if not scored:
+        return parts[0]
+    return {
+        **{key: torch.cat([part[key] for part in scored]) for key in TENSORS_OF_SCORES},
+        "indices": [i for part in parts for i in part["indices"]],
+        "skipped": [s for part in parts for s in part["skipped"]],
     }
 
 
@@ -299,14 +348,17 @@ class ActivityTask(Task[ActivityConfig]):
             train_items, train_counts, model.backbone.preprocess, d.clip_len, d.frame_step,
             d.short_video, config.train.clips_per_video, config.train.seed,
             augment=not features, features=_cached(cache), on_error=d.on_error,
+            frame_every=d.frame_every,
         )  # fmt: skip
-        val_set = _eval_set(config, model, val_items, val_counts, cache)
+        # Under torchrun each process scores its shard of the validation videos.
+        val_set = _eval_set(config, model, shard(val_items), shard(val_counts), cache)
         workers = 0 if features else d.num_workers
 
         def validate(m: nn.Module) -> dict[str, float]:
             assert isinstance(m, VideoClassifier)
-            summary = _summary(score_videos(m, val_set, device, features, num_workers=workers),
-                               prepared.extras.classes)  # type: ignore[attr-defined]  # fmt: skip
+            mine = score_videos(m, val_set, device, features, num_workers=workers)
+            scores = _merged(all_concat([mine]))
+            summary = _summary(scores, prepared.extras.classes)  # type: ignore[attr-defined]
             return {f"val_{k}": v for k, v in summary.items() if isinstance(v, float)}
 
         return TrainingSetup(
@@ -314,6 +366,7 @@ class ActivityTask(Task[ActivityConfig]):
             collate=collate_train,
             loss=lambda m, b: _loss(m, b, features, device),
             validate=validate,
+            sharded_validation=True,
             num_workers=workers,
             report={
                 "classes": split.classes,
@@ -460,30 +513,31 @@ class ActivityTask(Task[ActivityConfig]):
         inputs: Sequence[Path],
         options: dict[str, Any],
     ) -> list[dict[str, Any]]:
-        """Top-k classes per video (all clips, averaged)."""
+        """Top-k classes per video (all clips, averaged), streamed: a video is decoded once
+        and never held whole, so memory stays flat however long it is."""
         classes = bundle.extras_as(ActivityExtras).classes
         device = resolve_device("auto")
         model = cast(VideoClassifier, bundle.model.to(device))  # or its export
         d = config.data
         results: list[dict[str, Any]] = []
         for video in inputs:
-            item = VideoItem(Path(video), 0, "")
             try:
-                count = probe_video(item.path).num_frames
-                dataset = EvalVideos(
-                    [item], [count], bundle.preprocess, d.clip_len, d.stride, d.frame_step,
-                    d.short_video,
+                # Streamed: one pass over the file, memory flat in its length (a long video's
+                # clips would not fit in memory at once, as evaluate's EvalVideos holds them).
+                count = frames_kept(probe_video(video).num_frames, d.frame_every)
+                batches = stream_clip_batches(
+                    video, count, bundle.preprocess, d.clip_len, d.stride, d.frame_step,
+                    d.short_video, d.frame_every,
                 )  # fmt: skip
-                scores = score_videos(model, dataset, device, features=False)
+                probs, num_clips = score_clip_batches(model, batches, device)
             except VideoError as err:
                 results.append({"input": str(video), "error": str(err)})
                 continue
-            probs = scores["video_probs"][0]
             top = probs.topk(min(options.get("top", 5), len(classes)))
             results.append(
                 {
                     "input": str(video),
-                    "clips": int(scores["clip_probs"].shape[0]),
+                    "clips": num_clips,
                     "top": [
                         {"class": classes[int(i)], "probability": round(float(v), 4)}
                         for v, i in zip(top.values, top.indices, strict=True)

@@ -106,6 +106,9 @@ class TrainingSetup:
     num_workers: int
     report: dict[str, Any]  # what the run's report.json says about the data
     skipped: list[str] = field(default_factory=list)
+    # True when ``validate`` shards its items over the training's processes and gathers the
+    # results itself (training/distributed.py); else it runs on rank 0 alone under torchrun.
+    sharded_validation: bool = False
 
 
 class Task(ABC, Generic[C]):
@@ -203,14 +206,23 @@ class Task(ABC, Generic[C]):
             )
         from lrcn.models import build_model
         from lrcn.tasks._common import resolve_device
+        from lrcn.training.distributed import join, leave, rank_device
 
-        prepared = self.prepare(config, log)
-        # Seeded as train() seeds it, so a randomly initialised backbone is the one training
-        # will build, and the cache (keyed by its weights) is the one training reads.
-        torch.manual_seed(config.train.seed)
-        model = build_model(config.model, prepared.extras)
-        device = resolve_device(config.train.device)
-        return self.cache_features(config, model, prepared, device, log, progress)
+        world = join()  # under torchrun the ranks share the videos out (tasks/_common.py)
+        try:
+            if not world.is_main:
+                log, progress = (lambda message: None), None
+            prepared = self.prepare(config, log)
+            # Seeded as train() seeds it, so a randomly initialised backbone is the one
+            # training will build, and the cache (keyed by its weights) is the one training
+            # reads.
+            torch.manual_seed(config.train.seed)
+            model = build_model(config.model, prepared.extras)
+            device = rank_device(resolve_device(config.train.device), world)
+            report = self.cache_features(config, model, prepared, device, log, progress)
+            return report | {"main": world.is_main}
+        finally:
+            leave()
 
     def cache_features(
         self,

@@ -36,6 +36,7 @@ from lrcn.models.captioning import (
     CaptionModelConfig,
     ImageCaptioner,
     caption_loss,
+    real_tokens,
 )
 from lrcn.tasks._common import cached_image_features, feature_cache, resolve_device
 from lrcn.tasks._sentences import (
@@ -45,6 +46,7 @@ from lrcn.tasks._sentences import (
     prepare_vocabulary,
     references_of,
     score_captions,
+    sharded,
     validation_scores,
 )
 from lrcn.tasks.base import (
@@ -297,22 +299,25 @@ class CaptioningTask(SentenceTask[CaptioningConfig]):
             assert isinstance(m, ImageCaptioner)
             inputs, captions = batch["inputs"].to(device), batch["labels"].to(device)
             out = m.decoder(inputs if features else m.features(inputs), captions)
-            return caption_loss(out, captions, vocab.pad_id, weight), len(captions)
+            tokens = real_tokens(captions, vocab.pad_id)  # what the loss is a mean over
+            return caption_loss(out, captions, vocab.pad_id, weight), tokens
 
         references = references_of(val_items)
 
         def validate(m: nn.Module) -> dict[str, float]:
             assert isinstance(m, ImageCaptioner)
+            source, count, gather = sharded(val_source, len(val_items))  # under torchrun
             result = caption_items(
-                m, val_source, len(val_items), features, vocab, device, 1, config.decode.max_len
+                m, source, count, features, vocab, device, 1, config.decode.max_len
             )
-            return validation_scores(result, vocab, references)
+            return validation_scores(gather(result), vocab, references)
 
         return TrainingSetup(
             train_set=dataset,
             collate=collate_pairs,
             loss=loss,
             validate=validate,
+            sharded_validation=True,
             num_workers=0 if features else config.data.num_workers,
             report={
                 "vocabulary": len(vocab),

@@ -52,6 +52,7 @@ from lrcn.tasks.base import (
     TrainingSetup,
     register_task,
 )
+from lrcn.training.distributed import gather_batch
 
 __all__ = [
     "RetrievalConfig",
@@ -345,9 +346,11 @@ class RetrievalTask(Task[RetrievalConfig]):
             assert isinstance(m, RetrievalModel)
             images = m.encode_images(batch["inputs"].to(device))  # (B, E)
             texts = m.encode_texts(batch["captions"].to(device), batch["lengths"].to(device))
+            # Under DDP the negatives are the whole global batch's, as in one process.
             cost = contrastive_loss(
-                images, texts, margin, hardest, image_ids=batch["labels"].to(device)
-            )
+                gather_batch(images), gather_batch(texts), margin, hardest,
+                image_ids=gather_batch(batch["labels"].to(device)),
+            )  # fmt: skip
             return cost, len(images)
 
         def validate(m: nn.Module) -> dict[str, float]:

@@ -1,21 +1,38 @@
 """One ``train`` for every task: run folder -> device -> seed -> model -> optimizer and
 schedule -> recorder -> resume -> loop -> report. A task supplies only what differs
-(:class:`~lrcn.tasks.base.Task`: data, extras, datasets, loss, validation)."""
+(:class:`~lrcn.tasks.base.Task`: data, extras, datasets, loss, validation).
+
+Under ``torchrun`` every process runs this (see training/distributed.py): rank 0 alone locks,
+writes and reports the run folder and logs; every rank builds the same model from the same
+seed, reads the data, trains its shard of each batch, and (on resume) reads ``last/``, so the
+run folder must be on a file system every machine sees.
+"""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
-from lrcn.checkpoint import save_bundle
+from lrcn.checkpoint import save_bundle, with_stored_defaults
 from lrcn.config import ConfigError, absolute_paths, read_config_file
 from lrcn.errors import LrcnError
 from lrcn.models import build_model
 from lrcn.tasks._common import make_optimizer, make_scheduler, resolve_device
-from lrcn.tasks.base import Log, Progress, Task, TaskConfig, get_task
+from lrcn.tasks.base import Log, Progress, Task, TaskConfig, TrainingSetup, get_task
 from lrcn.tasks.configs import validate_config
+from lrcn.training.distributed import (
+    World,
+    barrier,
+    broadcast,
+    join,
+    leave,
+    rank_device,
+)
 from lrcn.training.lock import RunLock
 from lrcn.training.loop import LoopSettings, fit
 from lrcn.training.run import RunRecorder, open_run, recover, refuse_used_run
@@ -29,6 +46,8 @@ def load_run_config(run_dir: str | Path) -> TaskConfig:
     if not path.is_file():
         raise ConfigError(Path(run_dir), "no config.yaml; is this a run folder?")
     raw, lines = read_config_file(path)
+    if isinstance(raw, dict) and isinstance(raw.get("model"), dict):  # else validation says
+        raw["model"] = with_stored_defaults(raw["model"], str(path))
     return validate_config(raw, str(path), lines)
 
 
@@ -44,38 +63,56 @@ def train(
     saved config and ``last/`` (``config`` None). Returns the run's report."""
     if resume and not Path(run_dir).is_dir():
         raise LrcnError(run_dir, "no such run folder", expected="a run folder to --resume")
-    with RunLock(run_dir, log):
-        return _train_locked(config, Path(run_dir), resume, log, progress)
+    world = join()
+    try:
+        if not world.is_main:  # rank 0 speaks for the run
+            log, progress = _silent, None
+        lock = RunLock(run_dir, log) if world.is_main else contextlib.nullcontext()
+        with lock:
+            return _train_locked(config, Path(run_dir), resume, log, progress, world)
+    finally:
+        leave()
+
+
+def _silent(message: str) -> None:
+    pass
 
 
 def _train_locked(
-    config: TaskConfig | None, run_dir: Path, resume: bool, log: Log, progress: Progress | None
+    config: TaskConfig | None,
+    run_dir: Path,
+    resume: bool,
+    log: Log,
+    progress: Progress | None,
+    world: World,
 ) -> dict[str, Any]:
-    done = recover(run_dir)
-    if done:
-        log(f"{run_dir}: {done}")
-    if resume:
-        if not (run_dir / "last" / "bundle.json").is_file():
+    if world.is_main:
+        done = recover(run_dir)
+        if done:
+            log(f"{run_dir}: {done}")
+        if resume and not (run_dir / "last" / "bundle.json").is_file():
             raise LrcnError(
                 run_dir, "has no finished epoch to resume from (no last/ bundle)",
                 expected="a run folder that finished at least one epoch; train it again "
                 "without --resume",
             )  # fmt: skip
+        if not resume:
+            refuse_used_run(run_dir)  # before minutes of reading data
+    barrier()  # the others read the folder once rank 0 has recovered it
+    if resume:
         config = load_run_config(run_dir)
     elif config is None:
         raise ValueError("a config is needed unless resuming")
-    else:
-        refuse_used_run(run_dir)  # before minutes of reading data
     task: Task[Any] = get_task(config.task)
     # Paths are stored absolute, so evaluate and predict find the data from any folder.
     config = absolute_paths(task.expect_config(config))
     prepared = task.prepare(config, log)
-    device = resolve_device(config.train.device)
+    device = rank_device(resolve_device(config.train.device), world)
     torch.manual_seed(config.train.seed)
     model = build_model(config.model, prepared.extras).to(device)
     # config.yaml is written once the data and the model are known to be good, so a typo in
     # either leaves nothing behind (the lock removes the folder it made).
-    run = open_run(run_dir, config, resume)
+    run = open_run(run_dir, config, resume) if world.is_main else run_dir
     setup = task.training(config, model, prepared, device, log, progress)
     optimizer = make_optimizer(config, model)
     scheduler = make_scheduler(config, optimizer)
@@ -110,10 +147,11 @@ def _train_locked(
         scheduler=scheduler,
         settings=settings,
         device=device,
-        evaluate=setup.validate,
+        evaluate=_validation(setup, world),
         start_epoch=start_epoch,
-        on_epoch_end=[recorder],
+        on_epoch_end=[recorder] if world.is_main else [],
         progress=progress,
+        world=world,
     )
     skipped = set(prepared.skipped) | set(setup.skipped)
     skipped |= {message for r in results for message in r.skipped}
@@ -129,6 +167,8 @@ def _train_locked(
         },
         "final": recorder.history[-1]["metrics"] if recorder.history else {},
     }
+    if not world.is_main:  # its history is empty: rank 0 reports
+        return report | {"summary": ""}
     recorder.write_report(report)
     best = recorder.best_epoch
     where = f" at epoch {best + 1}" if best is not None else ""
@@ -137,3 +177,16 @@ def _train_locked(
         first = sorted(skipped)[0]
         summary += f"\nskipped {len(skipped)} (listed in report.json), e.g. {first}"
     return report | {"summary": summary}
+
+
+def _validation(setup: TrainingSetup, world: World) -> Callable[[nn.Module], dict[str, float]]:
+    """The task's validation for this world: every rank runs a task's sharded validation (its
+    own shard, gathered inside); another runs on rank 0 alone while the others wait for its
+    numbers."""
+    if not world.distributed or setup.sharded_validation:
+        return setup.validate
+
+    def on_rank_zero(model: nn.Module) -> dict[str, float]:
+        return broadcast(setup.validate(model) if world.is_main else {})
+
+    return on_rank_zero

@@ -43,7 +43,7 @@ from lrcn.data.vocab import Vocabulary
 from lrcn.decoding import BeamResult, beam_search
 from lrcn.errors import LrcnError
 from lrcn.export.graphs import ExportPlan, Graph, example_frame_features, example_step
-from lrcn.models.captioning import caption_loss
+from lrcn.models.captioning import caption_loss, real_tokens
 from lrcn.models.tuple_captioning import (
     TupleCaptioner,
     TupleEncoderDecoderConfig,
@@ -66,6 +66,7 @@ from lrcn.tasks._sentences import (
     prepare_vocabulary,
     references_of,
     score_captions,
+    sharded,
     validation_scores,
 )
 from lrcn.tasks.base import (
@@ -474,20 +475,22 @@ class VideoCaptioningTask(SentenceTask[VideoCaptioningConfig]):
         def loss(m: nn.Module, batch: dict[str, Any]) -> tuple[Tensor, int]:
             captions = batch["labels"].to(device)
             out = m(batch["inputs"].to(device), batch["lengths"].to(device), captions)
-            return caption_loss(out, captions, vocab.pad_id), len(captions)
+            return caption_loss(out, captions, vocab.pad_id), real_tokens(captions, vocab.pad_id)
 
         references = references_of(val_items)
 
         def validate(m: nn.Module) -> dict[str, float]:
             assert isinstance(m, VideoCaptioner | TupleCaptioner)
-            result = describe(m, val_source, len(val_items), vocab, device, config.decode, 1)
-            return validation_scores(result, vocab, references)
+            source, count, gather = sharded(val_source, len(val_items))  # under torchrun
+            result = describe(m, source, count, vocab, device, config.decode, 1)
+            return validation_scores(gather(result), vocab, references)
 
         return TrainingSetup(
             train_set=dataset,
             collate=_collate,
             loss=loss,
             validate=validate,
+            sharded_validation=True,
             num_workers=0,  # cached features: loading is a memory-mapped read
             report={
                 "vocabulary": len(vocab),

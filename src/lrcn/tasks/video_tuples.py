@@ -52,6 +52,7 @@ from lrcn.tasks.video_captioning import (
     read_video_caption_split,
     video_features,
 )
+from lrcn.training.distributed import gather_shards, shard
 
 Source = Callable[[int], Tensor]
 
@@ -194,7 +195,9 @@ class VideoTuplesTask(Task[VideoTuplesConfig]):
 
         def validate(m: nn.Module) -> dict[str, float]:
             assert isinstance(m, TupleHeads)
-            probs = _probabilities(m, val_source, len(val), device)
+            mine = shard(range(len(val)))  # under torchrun, each process its share
+            rows = _probabilities(m, lambda i: val_source(mine[i]), len(mine), device)
+            probs = torch.stack(gather_shards(list(rows), len(val))) if len(val) else rows
             scores, mean = _accuracies(probs, val_labels, slots)
             return {"val_slot_accuracy": mean} | {
                 f"val_accuracy_{name}": value for name, value in scores.items()
@@ -205,6 +208,7 @@ class VideoTuplesTask(Task[VideoTuplesConfig]):
             collate=_collate,
             loss=loss,
             validate=validate,
+            sharded_validation=True,
             num_workers=0,
             report={
                 "slots": slots.to_dict(),

@@ -47,6 +47,7 @@ from lrcn.tasks.base import (
     TrainingSetup,
     register_task,
 )
+from lrcn.training.distributed import gather_shards, shard
 
 Source = Callable[[int], Tensor]  # image index -> pooled (D,) or grid (P, C) features
 
@@ -214,7 +215,7 @@ class VqaTask(Task[VqaConfig]):
         val, _ = cached_image_features(config, model, split.val, device, skipped, log, progress)
         max_len = config.data.max_question_len
         train_set = _Questions(train, image, vocab, answers, max_len)
-        val_set = _Questions(val, image, vocab, answers, max_len)
+        val_set = _Questions(shard(val), image, vocab, answers, max_len)  # under torchrun
 
         def loss(m: nn.Module, batch: dict[str, Any]) -> tuple[Tensor, int]:
             out = m(batch["inputs"].to(device), batch["questions"].to(device),
@@ -223,7 +224,7 @@ class VqaTask(Task[VqaConfig]):
 
         def validate(m: nn.Module) -> dict[str, float]:
             assert isinstance(m, VqaModel)
-            best = _answer(m, val_set, device).tolist()
+            best = gather_shards(_answer(m, val_set, device).tolist(), len(val))
             return {"val_vqa_accuracy": _accuracy([answers[i] for i in best], val)}
 
         return TrainingSetup(
@@ -231,6 +232,7 @@ class VqaTask(Task[VqaConfig]):
             collate=train_set.collate,
             loss=loss,
             validate=validate,
+            sharded_validation=True,
             num_workers=0,
             report={
                 "question_words": len(vocab),
