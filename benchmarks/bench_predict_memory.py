@@ -31,7 +31,7 @@ WHOLE_VIDEO_MAX_MINUTES = 2.0  # 2.3 GB at 2 minutes; 10 minutes would need ~9 G
 
 # Run in a fresh process: peak RSS of everything predict needs, and the seconds predict took.
 _CHILD = """
-import json, resource, sys, time
+import json, sys, time
 from pathlib import Path
 from lrcn.tasks.inference import load_predictor
 
@@ -55,7 +55,10 @@ else:
     scores = score_videos(bundle.model, dataset, torch.device("cpu"), features=False)
     clips = int(scores["clip_probs"].shape[0])
 seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
-peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux
+# VmHWM: this process's own peak. ru_maxrss would also count the benchmark process this one
+# was forked from (the kernel keeps the pre-exec high-water mark).
+status = Path("/proc/self/status").read_text().splitlines()
+peak_kb = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
 print(json.dumps({"seconds": seconds, "cpu": cpu, "peak_mb": peak_kb / 1024, "clips": clips}))
 """
 

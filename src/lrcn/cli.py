@@ -62,6 +62,8 @@ def _friendly_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except LrcnError as err:
+            if getattr(err, "quiet", False):  # a torchrun peer's echo of rank 0's error
+                raise typer.Exit(1) from None
             _fail(str(err), _EXIT_BAD_INPUT)
         except OSError as err:  # permissions, a full disk, a file where a folder should be
             message = err.strerror or str(err)
@@ -293,6 +295,9 @@ def train(
         cfg = load_config(config, set_ or [])  # checked once here, before any process starts
         run = out or _default_run_dir(config)
         if nproc > 1:
+            from lrcn.training.run import refuse_used_run
+
+            refuse_used_run(run)  # here, before N processes start to say it N times
             sets = [arg for item in set_ or [] for arg in ("--set", item)]
             args = ["train", str(config), *sets, "--out", str(run)]
             raise typer.Exit(_launch(nproc, args, quiet))

@@ -206,21 +206,22 @@ class Task(ABC, Generic[C]):
             )
         from lrcn.models import build_model
         from lrcn.tasks._common import resolve_device
-        from lrcn.training.distributed import join, leave, rank_device
+        from lrcn.training.distributed import join, leave, peers_may_fail, rank_device
 
         world = join()  # under torchrun the ranks share the videos out (tasks/_common.py)
         try:
-            if not world.is_main:
-                log, progress = (lambda message: None), None
-            prepared = self.prepare(config, log)
-            # Seeded as train() seeds it, so a randomly initialised backbone is the one
-            # training will build, and the cache (keyed by its weights) is the one training
-            # reads.
-            torch.manual_seed(config.train.seed)
-            model = build_model(config.model, prepared.extras)
-            device = rank_device(resolve_device(config.train.device), world)
-            report = self.cache_features(config, model, prepared, device, log, progress)
-            return report | {"main": world.is_main}
+            with peers_may_fail(world):
+                if not world.is_main:
+                    log, progress = (lambda message: None), None
+                prepared = self.prepare(config, log)
+                # Seeded as train() seeds it, so a randomly initialised backbone is the one
+                # training will build, and the cache (keyed by its weights) is the one training
+                # reads.
+                torch.manual_seed(config.train.seed)
+                model = build_model(config.model, prepared.extras)
+                device = rank_device(resolve_device(config.train.device), world)
+                report = self.cache_features(config, model, prepared, device, log, progress)
+                return report | {"main": world.is_main}
         finally:
             leave()
 

@@ -31,6 +31,7 @@ from lrcn.training.distributed import (
     broadcast,
     join,
     leave,
+    peers_may_fail,
     rank_device,
 )
 from lrcn.training.lock import RunLock
@@ -68,7 +69,7 @@ def train(
         if not world.is_main:  # rank 0 speaks for the run
             log, progress = _silent, None
         lock = RunLock(run_dir, log) if world.is_main else contextlib.nullcontext()
-        with lock:
+        with peers_may_fail(world), lock:
             return _train_locked(config, Path(run_dir), resume, log, progress, world)
     finally:
         leave()

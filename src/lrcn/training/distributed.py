@@ -19,14 +19,17 @@ What the rest of lrcn does with a :class:`World`:
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
+
+from lrcn.errors import LrcnError
 
 __all__ = [
     "World",
@@ -68,6 +71,37 @@ class World:
 
 
 _WORLD = World()
+
+
+class PeerFailed(LrcnError):
+    """Another process of the training failed, so this one's collective broke off. The
+    process that failed says why; rank 0 adds this one line, the others stay ``quiet``."""
+
+    def __init__(self, world: World) -> None:
+        super().__init__(
+            f"process {world.rank} of {world.size}",
+            "stopped because another process of this training failed (its error is above)",
+        )
+        self.quiet = not world.is_main
+
+
+@contextlib.contextmanager
+def peers_may_fail(world: World) -> Iterator[None]:
+    """Turn a broken collective (a peer exited: gloo's "Connection closed by peer", NCCL's
+    errors, a barrier's timeout) into :class:`PeerFailed`, instead of an internal error."""
+    try:
+        yield
+    except (RuntimeError, dist.DistError) as err:
+        if not world.distributed or not _peer_failure(err):
+            raise
+        raise PeerFailed(world) from None
+
+
+def _peer_failure(err: Exception) -> bool:
+    text = str(err)
+    return isinstance(err, dist.DistError) or any(
+        sign in text for sign in ("Connection closed by peer", "Connection reset", "NCCL", "gloo")
+    )
 
 
 def launched_by_torchrun() -> bool:

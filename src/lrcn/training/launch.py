@@ -9,6 +9,7 @@ without torchrun's traceback.
 
 from __future__ import annotations
 
+import logging
 import os
 
 __all__ = ["launch"]
@@ -19,6 +20,9 @@ def launch(nproc: int, lrcn_args: list[str]) -> int:
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import get_args_parser, run
 
+    # torchrun logs each worker's exit and the SIGTERMs it sends the others; the worker that
+    # failed has printed its own one-line error.
+    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
     cores = os.cpu_count() or 1
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, cores // nproc)))
     args = get_args_parser().parse_args(
