@@ -295,9 +295,16 @@ def train(
         cfg = load_config(config, set_ or [])  # checked once here, before any process starts
         run = out or _default_run_dir(config)
         if nproc > 1:
+            from lrcn.config import ConfigError
             from lrcn.training.run import refuse_used_run
 
             refuse_used_run(run)  # here, before N processes start to say it N times
+            if cfg.train.batch_size % nproc:  # fit() says the same under a bare torchrun
+                raise ConfigError(
+                    "train.batch_size",
+                    f"{cfg.train.batch_size} cannot be split over {nproc} processes",
+                    expected="a multiple of --nproc (it is the global batch)",
+                )
             sets = [arg for item in set_ or [] for arg in ("--set", item)]
             args = ["train", str(config), *sets, "--out", str(run)]
             raise typer.Exit(_launch(nproc, args, quiet))

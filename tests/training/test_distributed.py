@@ -157,13 +157,30 @@ def test_two_processes_train_the_weights_of_one(task, data, tmp_path):
     assert sorted(p.name for p in two.iterdir()) == sorted(p.name for p in one.iterdir())
 
 
-def test_global_batch_not_divisible_is_one_line(data, tmp_path):
+def test_bad_runs_are_refused_in_one_line_before_processes_start(data, tmp_path):
     config = _write(tmp_path / "odd.yaml", _raw("activity", data, batch_size=7))
-    result = _lrcn("train", config, "--out", tmp_path / "run", "--nproc", 2, check=False)
+    odd = _lrcn("train", config, "--out", tmp_path / "run", "--nproc", 2, check=False)
+    (tmp_path / "used" / "last").mkdir(parents=True)
+    used = _lrcn("train", config, "--out", tmp_path / "used", "--nproc", 2, check=False)
+    for result, says in ((odd, "train.batch_size: 7 cannot be split"), (used, "already holds")):
+        assert result.returncode == 2 and result.stderr.count("error: ") == 1, result.stderr
+        assert says in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_under_a_bare_torchrun_a_peer_of_the_failed_process_stays_quiet(data, tmp_path):
+    """Rank 0 refuses a used run folder; rank 1, whose collective breaks off, adds nothing
+    (torchrun then prints its own report)."""
+    config = _write(tmp_path / "used.yaml", _raw("activity", data))
+    (tmp_path / "used" / "last").mkdir(parents=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+         "-m", "lrcn", "train", str(config), "--out", str(tmp_path / "used"), "--quiet"],
+        capture_output=True, text=True, timeout=TIMEOUT,
+    )  # fmt: skip
     assert result.returncode != 0
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-    assert errors and all("train.batch_size" in line for line in errors), result.stderr
-    assert "Traceback" not in result.stderr
+    assert len(errors) == 1 and "already holds a run" in errors[0], result.stderr
 
 
 def _cache_files(root):
@@ -231,13 +248,13 @@ def test_two_machines_meet_through_a_c10d_rendezvous(data, tmp_path):
 
 
 def test_a_run_killed_under_torchrun_resumes_to_the_same_weights(data, tmp_path):
-    raw = _raw("activity", data, epochs=3)
+    raw = _raw("activity", data, epochs=2)
     config = _write(tmp_path / "kill.yaml", raw)
     reference, run = tmp_path / "reference", tmp_path / "run"
     _lrcn("train", config, "--out", reference, "--nproc", 2, "--quiet")
     killed = _lrcn(
         "train", config, "--out", run, "--nproc", 2, "--quiet",
-        env={"LRCN_KILL_AT": "committed@2"}, check=False,
+        env={"LRCN_KILL_AT": "committed@1"}, check=False,
     )  # fmt: skip
     assert killed.returncode != 0 and "Traceback" not in killed.stderr, killed.stderr
     _lrcn("train", "--resume", run, "--nproc", 2, "--quiet")
