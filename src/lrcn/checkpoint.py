@@ -21,6 +21,7 @@ with ``weights_only=True``.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -98,6 +99,7 @@ def save_bundle(
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     tmp = folder / (WEIGHTS + ".tmp")
     save_file(state, str(tmp))
+    tmp.chmod(0o666 & ~_umask())  # safetensors creates it 0600: other machines' users read it
     tmp.replace(folder / WEIGHTS)  # never a half-written weights file under the real name
     meta = {
         "format": FORMAT_VERSION,
@@ -180,6 +182,12 @@ def _check_fit(model: nn.Module, state: dict[str, torch.Tensor], path: Path) -> 
 
 
 ENGINES = ("eager", "onnxruntime", "torchscript")
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def with_stored_defaults(model_config: dict[str, Any], source: str) -> dict[str, Any]:

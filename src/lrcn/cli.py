@@ -71,6 +71,8 @@ def _friendly_errors(fn: F) -> F:
         except FloatingPointError as err:
             _fail(str(err), 1)
         except KeyboardInterrupt:
+            if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 says it once
+                raise typer.Exit(130) from None
             _fail("interrupted", 130)
         except Exception as err:
             if _is_cli_exit(err) or os.environ.get("LRCN_TRACEBACK"):
@@ -286,6 +288,9 @@ def train(
                 "--resume continues a run with its saved config; drop CONFIG, --set and --out"
             )
         if nproc > 1:
+            from lrcn.tasks.trainer import check_resumable
+
+            check_resumable(resume)  # here, before N processes start to say it N times
             raise typer.Exit(_launch(nproc, ["train", "--resume", str(resume)], quiet))
         with _progress(quiet) as progress:
             report = train_run(None, resume, resume=True, log=_log, progress=progress)

@@ -135,10 +135,12 @@ def fill_feature_cache(
             f"{cache.folder}{processes}"
         )
 
+        share = f", this process's 1/{world.size}" if world.distributed else ""
+
         def extract(into: FeatureCache, todo: list[Path], show: bool) -> list[Problem]:
             def frames(done: int, total: int) -> None:
-                if progress is not None and show:
-                    progress("features (frames)", done, total)
+                if progress is not None and show:  # rank 0's share under torchrun
+                    progress(f"features (frames{share})", done, total)
 
             return into.extract(
                 todo, backbone, kind, device, on_error=config.data.on_error, progress=frames,

@@ -217,6 +217,11 @@ def score_clip_batches(
     return (total / count).float(), count
 
 
+# Clips per forward in predict: 2 x 16 frames. A CNN's activations grow with the batch (16 clips
+# of 160-pixel frames held 2.8 GB in Lite0), and on a CPU eager Lite0 is fastest near 8-32
+# frames a batch (PERF-NOTES).
+PREDICT_CLIPS_PER_BATCH = 2
+
 TENSORS_OF_SCORES = ("clip_probs", "clip_labels", "video_probs", "video_labels")
 
 
@@ -527,7 +532,7 @@ class ActivityTask(Task[ActivityConfig]):
                 count = frames_kept(probe_video(video).num_frames, d.frame_every)
                 batches = stream_clip_batches(
                     video, count, bundle.preprocess, d.clip_len, d.stride, d.frame_step,
-                    d.short_video, d.frame_every,
+                    d.short_video, d.frame_every, clips_per_batch=PREDICT_CLIPS_PER_BATCH,
                 )  # fmt: skip
                 probs, num_clips = score_clip_batches(model, batches, device)
             except VideoError as err:

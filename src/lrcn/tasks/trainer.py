@@ -36,9 +36,9 @@ from lrcn.training.distributed import (
 )
 from lrcn.training.lock import RunLock
 from lrcn.training.loop import LoopSettings, fit
-from lrcn.training.run import RunRecorder, open_run, recover, refuse_used_run
+from lrcn.training.run import MARKER, STAGING, RunRecorder, open_run, recover, refuse_used_run
 
-__all__ = ["load_run_config", "train"]
+__all__ = ["check_resumable", "load_run_config", "train"]
 
 
 def load_run_config(run_dir: str | Path) -> TaskConfig:
@@ -63,7 +63,7 @@ def train(
     """Train ``config`` into ``run_dir``, or with ``resume`` continue the run there from its
     saved config and ``last/`` (``config`` None). Returns the run's report."""
     if resume and not Path(run_dir).is_dir():
-        raise LrcnError(run_dir, "no such run folder", expected="a run folder to --resume")
+        check_resumable(run_dir)
     world = join()
     try:
         if not world.is_main:  # rank 0 speaks for the run
@@ -73,6 +73,20 @@ def train(
             return _train_locked(config, Path(run_dir), resume, log, progress, world)
     finally:
         leave()
+
+
+def check_resumable(run_dir: str | Path) -> None:
+    """Refuse a ``--resume`` of a folder that is not a run with a finished epoch (after
+    :func:`recover` has finished an interrupted commit, if any)."""
+    run = Path(run_dir)
+    if not run.is_dir():
+        raise LrcnError(run_dir, "no such run folder", expected="a run folder to --resume")
+    if not (run / "last" / "bundle.json").is_file() and not (run / STAGING / MARKER).is_file():
+        raise LrcnError(
+            run_dir, "has no finished epoch to resume from (no last/ bundle)",
+            expected="a run folder that finished at least one epoch; train it again "
+            "without --resume",
+        )  # fmt: skip
 
 
 def _silent(message: str) -> None:
@@ -91,13 +105,9 @@ def _train_locked(
         done = recover(run_dir)
         if done:
             log(f"{run_dir}: {done}")
-        if resume and not (run_dir / "last" / "bundle.json").is_file():
-            raise LrcnError(
-                run_dir, "has no finished epoch to resume from (no last/ bundle)",
-                expected="a run folder that finished at least one epoch; train it again "
-                "without --resume",
-            )  # fmt: skip
-        if not resume:
+        if resume:
+            check_resumable(run_dir)
+        else:
             refuse_used_run(run_dir)  # before minutes of reading data
     barrier()  # the others read the folder once rank 0 has recovered it
     if resume:

@@ -117,6 +117,7 @@ def join() -> World:
     global _WORLD
     if not launched_by_torchrun():
         return _WORLD
+    _die_with_launcher()
     world = World(
         int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ["LOCAL_RANK"])
     )
@@ -125,6 +126,25 @@ def join() -> World:
         dist.init_process_group(backend, timeout=TIMEOUT)
     _WORLD = world
     return world
+
+
+def _die_with_launcher() -> None:
+    """Ask Linux to kill this worker when its launcher dies (``kill -9`` of ``lrcn train
+    --nproc``, a scheduler's timeout, the OOM killer): torchrun starts each worker in a session
+    of its own, so otherwise it would train on, orphaned, holding the run folder's lock."""
+    import ctypes
+    import signal
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the launcher died before the request was in place
+        os._exit(1)
 
 
 def rank_device(device: torch.device, world: World | None = None) -> torch.device:

@@ -17,12 +17,16 @@ __all__ = ["launch"]
 
 def launch(nproc: int, lrcn_args: list[str]) -> int:
     """Run ``lrcn <lrcn_args>`` in ``nproc`` processes on this machine; the exit status."""
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import get_args_parser, run
 
-    # torchrun logs each worker's exit and the SIGTERMs it sends the others; the worker that
-    # failed has printed its own one-line error.
-    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
+    # torchrun logs each worker's exit, the signals it forwards and the SIGTERMs it sends the
+    # others; the worker that failed (or was interrupted) has printed its own one line.
+    for name in list(logging.root.manager.loggerDict):
+        if name.startswith("torch.distributed"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+    logging.getLogger("torch.distributed").setLevel(logging.CRITICAL)
     cores = os.cpu_count() or 1
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, cores // nproc)))
     args = get_args_parser().parse_args(
@@ -32,4 +36,6 @@ def launch(nproc: int, lrcn_args: list[str]) -> int:
         run(args)
     except ChildFailedError:
         return 1
+    except SignalException as err:  # Ctrl-C or a kill: the workers got it too and said so
+        return 128 + int(err.sigval)
     return 0
