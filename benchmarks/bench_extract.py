@@ -41,7 +41,7 @@ from lrcn.data.extraction import (
     relative_difference,
 )
 from lrcn.data.features import CPU_BATCH_FRAMES, DECODE_WORKERS, FeatureCache
-from lrcn.data.frame_pool import center_crops, prefetch
+from lrcn.data.frame_pool import prefetch
 from lrcn.data.video_io import read_frames, read_image, write_video
 
 Row = dict[str, float | str]
@@ -126,7 +126,7 @@ def _loader_rate(sources: list[Path], backbone: Backbone, workers: int, load: Lo
     """Frames/s of decode + crop through the pool, consumed as fast as it delivers."""
 
     def job(source: Path) -> int:
-        return len(center_crops(load(source), backbone.preprocess))  # (T, 224, 224, 3)
+        return len(backbone.preprocess.crops(load(source)))  # (T, 224, 224, 3)
 
     def run() -> int:
         with contextlib.closing(prefetch(job, sources, workers, 4 * BATCH, lambda _: None)) as it:
@@ -190,7 +190,7 @@ def _end_to_end(
 
 def _backbone_alone(tmp: Path, backbone: Backbone, video: Path, quick: bool) -> list[Row]:
     """Each engine at batch 32 (the baseline: eager at 32) and at the CPU default, in turns."""
-    crops = center_crops(read_frames(video), backbone.preprocess)
+    crops = backbone.preprocess.crops(read_frames(video))
     crops = np.resize(crops, (BATCH, *crops.shape[1:]))  # (32, 224, 224, 3)
     eager = EagerRunner(backbone, "pooled", torch.device("cpu"))
     onnx_path = tmp / "lite0.onnx"

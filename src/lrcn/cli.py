@@ -310,8 +310,7 @@ def train(
                     f"{cfg.train.batch_size} cannot be split over {nproc} processes",
                     expected="a multiple of --nproc (it is the global batch)",
                 )
-            sets = [arg for item in set_ or [] for arg in ("--set", item)]
-            args = ["train", str(config), *sets, "--out", str(run)]
+            args = ["train", str(config), *_set_args(set_), "--out", str(run)]
             raise typer.Exit(_launch(nproc, args, quiet))
         if main_rank:
             _log(f"run folder: {run}")
@@ -319,6 +318,11 @@ def train(
             report = train_run(cfg, run, log=_log, progress=progress)
     if report["summary"]:
         typer.echo(report["summary"])
+
+
+def _set_args(set_: list[str] | None) -> list[str]:
+    """``--set`` overrides as they are passed on to the processes torchrun starts."""
+    return [arg for item in set_ or [] for arg in ("--set", item)]
 
 
 def _launch(nproc: int, args: list[str], quiet: bool) -> int:
@@ -417,8 +421,8 @@ def extract_features(
 
     cfg = load_config(config, set_ or [])
     if nproc > 1:
-        sets = [arg for item in set_ or [] for arg in ("--set", item)]
-        raise typer.Exit(_launch(nproc, ["extract-features", str(config), *sets], quiet))
+        args = ["extract-features", str(config), *_set_args(set_)]
+        raise typer.Exit(_launch(nproc, args, quiet))
     with _progress(quiet) as progress:
         report = get_task(cfg.task).extract_features(cfg, _log, progress)
     if not report["main"]:  # under torchrun, rank 0 reports

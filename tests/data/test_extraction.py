@@ -29,7 +29,6 @@ from lrcn.data.frame_pool import (
     FeatureAssembler,
     FrameCounts,
     FramePacker,
-    center_crops,
     prefetch,
 )
 from lrcn.data.video_io import VideoError, read_frames, write_video
@@ -69,15 +68,15 @@ def test_crops_normalised_in_the_engine_equal_frames_to_tensor(size):
     backbone = create_backbone("simple_cnn", pretrained=False)
     identity = Backbone(nn.Identity(), 3, backbone.preprocess, "identity")
     pixels = PixelsToFeatures(identity, "grid")  # grid of an identity body: the pixels
-    crops = center_crops(frames, backbone.preprocess)  # (3, 64, 64, 3)
+    crops = backbone.preprocess.crops(frames)  # (3, 64, 64, 3)
     assert crops.dtype == np.uint8 and crops.shape == (3, 64, 64, 3)
     ours = pixels(torch.from_numpy(crops))
     torch.testing.assert_close(ours, backbone.preprocess.frames_to_tensor(frames), rtol=0, atol=0)
 
 
-def test_center_crops_refuses_frames_of_another_shape(backbone):
+def test_crops_refuses_frames_of_another_shape(backbone):
     with pytest.raises(ValueError, match=r"\(T, H, W, 3\)"):
-        center_crops(np.zeros((2, 32, 32), np.uint8), backbone.preprocess)
+        backbone.preprocess.crops(np.zeros((2, 32, 32), np.uint8))
 
 
 # --------------------------------------------------------------------------------------------

@@ -46,11 +46,21 @@ class Preprocess:
     def frames_to_tensor(
         self, frames: np.ndarray, crop_offset: tuple[float, float] | None = None
     ) -> Tensor:
-        """``uint8 (T, H, W, 3)`` -> normalised ``float32 (T, 3, crop, crop)``.
+        """``uint8 (T, H, W, 3)`` -> normalised ``float32 (T, 3, crop, crop)``:
+        :meth:`crops`, then :meth:`normalize`.
 
         ``crop_offset`` picks the crop's place as fractions (0..1) of the free room along
         height and width; None is the center. All frames of a clip share one crop.
         """
+        return self.normalize(torch.from_numpy(self.crops(frames, crop_offset)))
+
+    def crops(
+        self, frames: np.ndarray, crop_offset: tuple[float, float] | None = None
+    ) -> np.ndarray:
+        """``uint8 (T, H, W, 3)`` -> ``uint8 (T, crop, crop, 3)``: each frame resized so its
+        short side is ``resize`` (OpenCV, INTER_AREA), then the crop (see
+        :meth:`frames_to_tensor`). The geometric half alone, kept ``uint8``: feature extraction
+        queues crops, 4x smaller than normalised floats, and normalises them in its engine."""
         import cv2
 
         if frames.ndim != 4 or frames.shape[-1] != 3:
@@ -59,21 +69,23 @@ class Preprocess:
         scale = self.resize / min(height, width)
         new_h = max(self.crop, round(height * scale))
         new_w = max(self.crop, round(width * scale))
-        if (new_h, new_w) != (height, width):
-            frames = np.stack(
-                [cv2.resize(f, (new_w, new_h), interpolation=cv2.INTER_AREA) for f in frames]
-            )
         fy, fx = crop_offset if crop_offset is not None else (0.5, 0.5)
         top = round((new_h - self.crop) * fy)
         left = round((new_w - self.crop) * fx)
-        frames = frames[:, top : top + self.crop, left : left + self.crop]
-        frames = np.ascontiguousarray(frames)
-        if not frames.flags.writeable:  # e.g. np.asarray of a PIL image: torch needs a copy
-            frames = frames.copy()
-        x = torch.from_numpy(frames).permute(0, 3, 1, 2).float()
-        x = x.div_(255.0)  # (T, 3, crop, crop) in [0, 1]
-        mean = torch.tensor(self.mean).view(1, 3, 1, 1)
-        std = torch.tensor(self.std).view(1, 3, 1, 1)
+        out = np.empty((len(frames), self.crop, self.crop, 3), dtype=np.uint8)  # (T, S, S, 3)
+        for i, frame in enumerate(frames):  # one frame resized at a time: only its crop kept
+            if (new_h, new_w) != (height, width):
+                frame = cv2.resize(frame, (new_w, new_h), interpolation=cv2.INTER_AREA)
+            out[i] = frame[top : top + self.crop, left : left + self.crop]
+        return out
+
+    def normalize(self, crops: Tensor) -> Tensor:
+        """``uint8 (N, S, S, 3)`` -> ``float32 (N, 3, S, S)`` scaled to [0, 1], then
+        standardised with ``mean`` and ``std``. Traceable: the extraction engine's ONNX graph
+        runs it."""
+        x = crops.permute(0, 3, 1, 2).float().div(255.0)  # (N, 3, S, S) in [0, 1]
+        mean = torch.tensor(self.mean, device=x.device).view(1, 3, 1, 1)
+        std = torch.tensor(self.std, device=x.device).view(1, 3, 1, 1)
         return (x - mean) / std
 
     def shown_crop(self, image: np.ndarray) -> np.ndarray:

@@ -9,10 +9,10 @@ graph is trusted only after it matched eager on the first batch of the run, with
 :data:`TOLERANCE` of ``max(1, |eager|)``. Features are stored as float16, whose own rounding is
 ~5e-4 relative, so features from either engine are interchangeable and share one cache.
 
-Both engines take the center crops as ``uint8 (N, S, S, 3)`` and normalise them themselves
-(inside the graph, for ONNX Runtime), with the very operations of
-:meth:`lrcn.backbones.Preprocess.frames_to_tensor`: crops queue and cross to the engine 4x
-smaller than float pixels, and the normalisation runs on the engine's threads.
+Both engines take the center crops as ``uint8 (N, S, S, 3)`` (:meth:`Preprocess.crops`) and
+normalise them themselves with :meth:`Preprocess.normalize` (inside the graph, for ONNX
+Runtime), as ``frames_to_tensor`` does: crops queue and cross to the engine 4x smaller than
+float pixels, and the normalisation runs on the engine's threads.
 
 ``engine``: ``"auto"`` is ONNX Runtime on the CPU and eager elsewhere (a GPU runs the eager
 module well); there an export that fails, or a graph that disagrees with eager, costs a logged
@@ -36,6 +36,7 @@ from torch import Tensor, nn
 
 from lrcn.backbones import Backbone
 from lrcn.errors import LrcnError
+from lrcn.export.session import cpu_session
 
 Engine = Literal["auto", "eager", "onnxruntime"]
 ENGINES: tuple[str, ...] = ("auto", "eager", "onnxruntime")
@@ -75,25 +76,17 @@ class Runner(Protocol):
 
 
 class PixelsToFeatures(nn.Module):
-    """The backbone behind its own normalisation: ``uint8 (N, S, S, 3)`` -> pooled ``(N, C)``
-    (``kind`` "pooled") or the grid ``(N, C, h, w)`` (any other kind)."""
-
-    mean: Tensor  # (1, 3, 1, 1)
-    std: Tensor  # (1, 3, 1, 1)
+    """The backbone behind its own normalisation (:meth:`Preprocess.normalize`): ``uint8
+    (N, S, S, 3)`` -> pooled ``(N, C)`` (``kind`` "pooled") or the grid ``(N, C, h, w)`` (any
+    other kind)."""
 
     def __init__(self, backbone: Backbone, kind: str) -> None:
         super().__init__()
         self.backbone = backbone
         self.pooled = kind == "pooled"
-        preprocess = backbone.preprocess
-        self.register_buffer("mean", torch.tensor(preprocess.mean).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(preprocess.std).view(1, 3, 1, 1))
 
     def forward(self, crops: Tensor) -> Tensor:
-        # The operations of Preprocess.frames_to_tensor, in its order: equal results.
-        x = crops.permute(0, 3, 1, 2).float()  # (N, 3, S, S), channels_last in memory
-        x = x / 255.0
-        x = (x - self.mean) / self.std
+        x = self.backbone.preprocess.normalize(crops)  # (N, 3, S, S)
         return self.backbone(x) if self.pooled else self.backbone.forward_features(x)
 
 
@@ -132,19 +125,8 @@ class OnnxRunner:
     engine = "onnxruntime"
 
     def __init__(self, path: Path, threads: int) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        # every rewrite ORT has (fusions, NCHWc convolutions): what makes it fast
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3
-        # Idle ORT threads sleep instead of spinning: the decode threads need those cores
-        # between batches. Alone, Lite0 ran as fast either way (149 vs 150 images/s); beside
-        # the decode pool on a loaded machine, without spinning was 1.1-1.2x faster.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        # Idle threads sleep: the decode threads need those cores between batches.
+        self.session = cpu_session(path, threads, spin=False)
         self.input = self.session.get_inputs()[0].name
         self.path = path
 

@@ -39,7 +39,7 @@ from torch import nn
 
 from lrcn.backbones import Backbone
 from lrcn.data.extraction import Engine, backbone_runner, channels_last
-from lrcn.data.frame_pool import FeatureAssembler, FrameCounts, FramePacker, center_crops, prefetch
+from lrcn.data.frame_pool import FeatureAssembler, FrameCounts, FramePacker, prefetch
 from lrcn.data.items import OnError, Problem
 from lrcn.data.video_io import VideoError, probe_video, read_frames
 
@@ -258,7 +258,7 @@ class FeatureCache:
                     )
                 if len(frames) == 0:
                     raise VideoError(source, "the frame loader gave no frames")
-                return _Loaded(source, key, center_crops(frames, preprocess), None)
+                return _Loaded(source, key, preprocess.crops(frames), None)
             except VideoError as err:
                 return _Loaded(source, None, None, err)
 

@@ -13,8 +13,6 @@ runs tiny batches:
   once all its frames are in.
 - :class:`FrameCounts` keeps what is known of each source's frame count (declared before,
   exact after loading) for the run-ahead budget and the progress bar's total.
-- :func:`center_crops` is the geometric half of :meth:`Preprocess.frames_to_tensor` (resize,
-  center crop), kept ``uint8``: 4x smaller to queue than normalised floats.
 """
 
 from __future__ import annotations
@@ -26,8 +24,6 @@ from typing import NamedTuple, TypeVar
 
 import numpy as np
 
-from lrcn.backbones import Preprocess
-
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -36,33 +32,8 @@ __all__ = [
     "FrameCounts",
     "FramePacker",
     "Span",
-    "center_crops",
     "prefetch",
 ]
-
-
-def center_crops(frames: np.ndarray, preprocess: Preprocess) -> np.ndarray:
-    """``uint8 (T, H, W, 3)`` -> ``uint8 (T, S, S, 3)``: resized so the short side is
-    ``preprocess.resize`` (OpenCV, INTER_AREA), then the center ``S x S`` (``S`` = crop), as
-    :meth:`Preprocess.frames_to_tensor` does before it converts to floats (tests hold the two
-    equal). Each frame is resized alone and only its crop kept."""
-    import cv2
-
-    if frames.ndim != 4 or frames.shape[-1] != 3:
-        raise ValueError(f"expected uint8 frames (T, H, W, 3), got shape {frames.shape}")
-    crop = preprocess.crop
-    height, width = frames.shape[1:3]
-    scale = preprocess.resize / min(height, width)
-    new_h = max(crop, round(height * scale))
-    new_w = max(crop, round(width * scale))
-    top = round((new_h - crop) * 0.5)
-    left = round((new_w - crop) * 0.5)
-    out = np.empty((len(frames), crop, crop, 3), dtype=np.uint8)  # (T, S, S, 3)
-    for i, frame in enumerate(frames):
-        if (new_h, new_w) != (height, width):
-            frame = cv2.resize(frame, (new_w, new_h), interpolation=cv2.INTER_AREA)
-        out[i] = frame[top : top + crop, left : left + crop]
-    return out
 
 
 class FrameCounts:

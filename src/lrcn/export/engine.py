@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from lrcn.errors import LrcnError
+from lrcn.export.session import cpu_session
 from lrcn.export.structure import StructureError, flatten, rebuild, same_structure
 
 MANIFEST = "export.json"
@@ -56,15 +57,7 @@ def read_manifest(folder: Path) -> dict[str, Any]:
 
 
 def _onnx_runner(path: Path, threads: int) -> Runner:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    # every graph rewrite ORT has (fusions, NCHWc layouts): 2.6x faster than basic on a clip
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3  # warnings about shapes the trace did not name are noise
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    session = cpu_session(path, threads)
     wanted = {i.name for i in session.get_inputs()}  # the exporter drops inputs never read
     outputs = [o.name for o in session.get_outputs()]
 

@@ -152,7 +152,7 @@ def fill_feature_cache(
         if world.distributed:
             # A fresh view of the folder, with the other ranks' entries; a machine that does
             # not share the cache folder with the others extracts what it cannot see.
-            cache = feature_cache(config, backbone, cache.identity["kind"])
+            cache = FeatureCache(cache.folder.parent, cache.identity)  # forgets its checks
             failed = {Path(p.path) for p in problems}
             unseen = [s for s in cache.missing(missing) if s not in failed]
             if unseen:
